@@ -1,0 +1,219 @@
+package websocket
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ServerOptions configures the server side of a connection, as the seed's
+// make-server keyword arguments do. The zero value is ready to use.
+type ServerOptions struct {
+	// MaxLength is the largest message accepted, in bytes, whole or summed
+	// over its fragments (after decompression when compression is on). A
+	// larger message closes the connection with 1009. 0 means
+	// DefaultMaxLength; a negative value means no limit.
+	MaxLength int64
+
+	// Protocols are the subprotocols the server accepts (the seed's
+	// accept-protocols). The first protocol in the client's offer that is in
+	// this list is chosen; if none is, the response names none and the
+	// connection proceeds without one.
+	Protocols []string
+
+	// Header holds extra headers for the handshake response (the seed's
+	// additional-headers). Headers the handshake itself sets are ignored.
+	Header http.Header
+
+	// OriginPatterns lists the browser origins allowed besides the server's
+	// own, as path.Match patterns over the origin's host[:port], such as
+	// "example.com", "*.example.com" or "localhost:*"; a pattern containing
+	// "://" is matched against the whole origin instead. A request without an
+	// Origin header (a non-browser client) is always allowed. A refused
+	// origin gets 403 Forbidden.
+	OriginPatterns []string
+
+	// InsecureSkipOriginCheck accepts every origin. It exposes the server to
+	// cross-site WebSocket hijacking if it relies on cookies.
+	InsecureSkipOriginCheck bool
+
+	// CloseTimeout bounds the closing handshake; 0 means DefaultCloseTimeout.
+	CloseTimeout time.Duration
+
+	// Compression turns permessage-deflate on when the client offers it;
+	// nil leaves it off.
+	Compression *CompressionOptions
+}
+
+// NewServer returns the server side of a connection for the handshake
+// request r, as the seed's make-server: nothing is sent until Start, so
+// handlers can be registered first. opts may be nil.
+func NewServer(w http.ResponseWriter, r *http.Request, opts *ServerOptions) *Conn {
+	if opts == nil {
+		opts = &ServerOptions{}
+	}
+	c := newConn(false, opts.MaxLength, opts.CloseTimeout)
+	c.hsWriter, c.hsRequest, c.serverOpt = w, r, *opts
+	return c
+}
+
+// Accept does the server's opening handshake for r and returns the open
+// connection, for use with the blocking API (Read, Write, ...). If the
+// request is not an acceptable WebSocket handshake, Accept answers it with
+// an HTTP error (400, 403, 405 or 426, with the reason in the body) and
+// returns a *HandshakeError. opts may be nil.
+func Accept(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*Conn, error) {
+	c := NewServer(w, r, opts)
+	if err := c.accept(); err != nil {
+		c.finish(err)
+		return nil, err
+	}
+	c.flushed = true
+	return c, nil
+}
+
+// refuse answers a bad handshake with an HTTP error and returns the error.
+func refuse(w http.ResponseWriter, status int, reason string, header ...string) error {
+	for i := 0; i+1 < len(header); i += 2 {
+		w.Header().Set(header[i], header[i+1])
+	}
+	http.Error(w, "websocket: "+reason, status)
+	return &HandshakeError{StatusCode: status, Reason: reason}
+}
+
+// accept checks the handshake request (RFC 6455 §4.2.1), takes over the
+// TCP connection from net/http and sends the 101 response (§4.2.2).
+func (c *Conn) accept() error {
+	w, r, opts := c.hsWriter, c.hsRequest, &c.serverOpt
+	c.hsWriter, c.hsRequest = nil, nil
+	if r.Method != http.MethodGet {
+		return refuse(w, http.StatusMethodNotAllowed, "handshake method must be GET, not "+r.Method, "Allow", http.MethodGet)
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return refuse(w, http.StatusBadRequest, "handshake needs HTTP/1.1 or later, not "+r.Proto)
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") {
+		return refuse(w, http.StatusBadRequest, `"Connection" header must include "Upgrade"`)
+	}
+	if !headerHasToken(r.Header, "Upgrade", "websocket") {
+		return refuse(w, http.StatusBadRequest, `"Upgrade" header must include "websocket"`)
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+		return refuse(w, http.StatusUpgradeRequired, fmt.Sprintf("unsupported Sec-WebSocket-Version %q, this server speaks 13", strings.Join(v, ", ")), "Sec-WebSocket-Version", "13")
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 || !validHandshakeKey(keys[0]) {
+		return refuse(w, http.StatusBadRequest, `"Sec-WebSocket-Key" must be one base64-encoded 16-byte value`)
+	}
+	if !opts.InsecureSkipOriginCheck {
+		if err := checkOrigin(r, opts.OriginPatterns); err != nil {
+			return refuse(w, http.StatusForbidden, err.Error())
+		}
+	}
+	c.subprotocol = selectProtocol(headerTokens(r.Header, "Sec-WebSocket-Protocol"), opts.Protocols)
+	extResponse, err := c.negotiateServerExtensions(r.Header.Values("Sec-WebSocket-Extensions"), opts.Compression)
+	if err != nil {
+		return refuse(w, http.StatusBadRequest, err.Error())
+	}
+
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return refuse(w, http.StatusInternalServerError, "cannot take over the connection: "+err.Error())
+	}
+	// Whatever net/http buffered beyond the request is already ours: a
+	// client may send frames right behind its handshake.
+	var buffered []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		buffered, _ = brw.Reader.Peek(n)
+	}
+
+	resp := make([]byte, 0, 256)
+	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	resp = append(resp, acceptKey(keys[0])...)
+	resp = append(resp, "\r\n"...)
+	if c.subprotocol != "" {
+		resp = append(resp, "Sec-WebSocket-Protocol: "+c.subprotocol+"\r\n"...)
+	}
+	if extResponse != "" {
+		resp = append(resp, "Sec-WebSocket-Extensions: "+extResponse+"\r\n"...)
+	}
+	resp = appendExtraHeaders(resp, opts.Header)
+	resp = append(resp, "\r\n"...)
+	if _, err := nc.Write(resp); err != nil {
+		nc.Close()
+		return fmt.Errorf("websocket: writing the handshake response: %w", err)
+	}
+	c.opened(nc, buffered)
+	return nil
+}
+
+// reservedHeaders are set by the handshake; ServerOptions.Header and
+// ClientOptions.Header cannot override them.
+var reservedHeaders = []string{
+	"Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Key",
+	"Sec-Websocket-Version", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Host",
+}
+
+// appendExtraHeaders appends h as header lines, skipping reserved names and
+// values that would break the header block.
+func appendExtraHeaders(dst []byte, h http.Header) []byte {
+	for name, values := range h {
+		canon := http.CanonicalHeaderKey(name)
+		if slices.Contains(reservedHeaders, canon) {
+			continue
+		}
+		for _, v := range values {
+			if strings.ContainsAny(v, "\r\n") || strings.ContainsAny(name, "\r\n: ") {
+				continue
+			}
+			dst = append(dst, canon+": "+v+"\r\n"...)
+		}
+	}
+	return dst
+}
+
+// selectProtocol picks the first protocol the client offered that the
+// server accepts.
+func selectProtocol(offered, accepted []string) string {
+	for _, p := range offered {
+		if slices.Contains(accepted, p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// checkOrigin enforces the origin policy: no Origin header (not a browser),
+// the server's own origin, or one matching a pattern.
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("origin %q is not allowed (it is not a URL with a host)", origin)
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	for _, p := range patterns {
+		target := u.Host
+		if strings.Contains(p, "://") {
+			target = origin
+		}
+		ok, err := path.Match(strings.ToLower(p), strings.ToLower(target))
+		if err != nil {
+			return fmt.Errorf("origin pattern %q is malformed: %v", p, err)
+		}
+		if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("origin %q is not allowed; the server allows its own origin %q and OriginPatterns", origin, r.Host)
+}
+

@@ -1,0 +1,319 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wsdriver/websocket/bench/internal/load"
+	"github.com/wsdriver/websocket/bench/internal/report"
+	"github.com/wsdriver/websocket/bench/internal/servers"
+)
+
+// plan is what a report run does, after -quick or -smoke adjusted it.
+type plan struct {
+	rows     []report.Row
+	servers  []string
+	rounds   int
+	duration time.Duration
+	warmup   time.Duration
+	memConns int
+	bcConns  int
+	bcRounds int
+	micro    bool
+	write    bool
+}
+
+func makePlan(c config) (plan, error) {
+	p := plan{
+		rows:     report.DefaultRows(),
+		servers:  servers.Names(),
+		rounds:   c.rounds,
+		duration: c.duration,
+		warmup:   c.warmup,
+		memConns: c.memConns,
+		bcConns:  c.bcConns,
+		bcRounds: 5,
+		micro:    c.micro,
+		write:    true,
+	}
+	if c.quick {
+		p.rounds, p.duration, p.warmup = 1, time.Second, 300*time.Millisecond
+		p.bcRounds = 3
+	}
+	if c.smoke {
+		// Every server and every kind of row, but tiny: this proves the
+		// servers echo correctly and the checks hold, it measures nothing.
+		p.rounds, p.duration, p.warmup = 1, 200*time.Millisecond, 100*time.Millisecond
+		p.memConns, p.bcConns, p.bcRounds = 50, 50, 2
+		p.micro, p.write = false, false
+		for i := range p.rows {
+			p.rows[i].Conns = min(p.rows[i].Conns, 20)
+		}
+	}
+	if c.rows != "" {
+		want := strings.Split(c.rows, ",")
+		p.rows = slices.DeleteFunc(p.rows, func(r report.Row) bool { return !slices.Contains(want, r.ID) })
+		if slices.Contains(want, "none") {
+			p.rows = nil
+		}
+	}
+	if c.only != "" {
+		want := strings.Split(c.only, ",")
+		for _, w := range want {
+			if _, ok := servers.Lookup(w); !ok {
+				return p, fmt.Errorf("unknown server %q (have %v)", w, servers.Names())
+			}
+		}
+		p.servers = slices.DeleteFunc(p.servers, func(s string) bool { return !slices.Contains(want, s) })
+	}
+	if p.rounds < 1 {
+		return p, fmt.Errorf("rounds must be at least 1")
+	}
+	return p, nil
+}
+
+// rotate gives each round a different server order, so no server always
+// runs right after the same neighbour or at the same point of a drift.
+func rotate(s []string, k int) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	k %= len(s)
+	return append(slices.Clone(s[k:]), s[:k]...)
+}
+
+func sources(conns int) int {
+	if conns > 2000 {
+		return 8
+	}
+	return 1
+}
+
+func runReport(ctx context.Context, c config) error {
+	start := time.Now()
+	p, err := makePlan(c)
+	if err != nil {
+		return err
+	}
+	l, err := newLauncher()
+	if err != nil {
+		return err
+	}
+	if l.taskset == "" {
+		slog.Warn("taskset not found: servers and load generator are not pinned")
+	}
+	res := &report.Results{
+		Machine:   machineInfo(l.taskset != "", c),
+		Rounds:    p.rounds,
+		Duration:  p.duration,
+		Warmup:    p.warmup,
+		Rows:      p.rows,
+		Servers:   p.servers,
+		ServerDoc: map[string]string{},
+	}
+	for _, name := range p.servers {
+		s, _ := servers.Lookup(name)
+		res.ServerDoc[name] = s.Doc
+	}
+	failures := 0
+	note := func(what string, err error) {
+		if err != nil {
+			failures++
+			slog.Error("run failed", "what", what, "err", err)
+		}
+	}
+
+	for _, row := range p.rows {
+		for round := range p.rounds {
+			for _, name := range rotate(p.servers, round) {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				r, err := echoRun(ctx, l, name, row, p)
+				run := report.EchoRun{Row: row.ID, Server: name, Round: round, Result: r}
+				if err != nil {
+					run.Err = err.Error()
+				}
+				note(row.ID+"/"+name, err)
+				res.Echo = append(res.Echo, run)
+				slog.Info("echo", "row", row.ID, "server", name, "round", round,
+					"rt/s", int(r.PerSec), "p99", time.Duration(r.P99ns), "cpu/rt", time.Duration(r.CPUPerRTns),
+					"srv%", int(100*r.ServerUtil), "cli%", int(100*r.ClientUtil))
+			}
+		}
+	}
+	if p.memConns > 0 {
+		for round := range p.rounds {
+			for _, name := range rotate(p.servers, round) {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				m, err := memRun(ctx, l, name, p.memConns)
+				m.Round = round
+				if err != nil {
+					m.Err = err.Error()
+				}
+				note("mem/"+name, err)
+				res.Mem = append(res.Mem, m)
+				slog.Info("idle memory", "server", name, "round", round, "conns", m.Conns, "bytes/conn", int(m.PerConn))
+			}
+		}
+	}
+	if p.bcConns > 0 {
+		var bnames []string
+		for _, name := range p.servers {
+			if s, _ := servers.Lookup(name); s.Broadcast {
+				bnames = append(bnames, name)
+			}
+		}
+		for round := range p.rounds {
+			for _, name := range rotate(bnames, round) {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				b, err := broadcastRun(ctx, l, name, p)
+				run := report.BroadcastRun{Server: name, Round: round, Conns: p.bcConns, Result: b}
+				if err != nil {
+					run.Err = err.Error()
+				}
+				note("broadcast/"+name, err)
+				res.Broadcast = append(res.Broadcast, run)
+				slog.Info("broadcast", "server", name, "round", round, "last", time.Duration(b.MedianLastNs))
+			}
+		}
+	}
+	if p.micro {
+		slog.Info("micro-benchmarks", "root", c.root)
+		res.Micro, err = runMicro(ctx, c.root)
+		if err != nil {
+			res.MicroErr = err.Error()
+			slog.Error("micro-benchmarks failed", "err", err)
+		}
+	}
+	res.Machine.LoadAfter = loadAvg()
+	res.Elapsed = time.Since(start).Round(time.Second)
+
+	if c.jsonOut != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	if p.write {
+		if err := os.MkdirAll(c.docs, 0o755); err != nil {
+			return err
+		}
+		md := report.Markdown(res)
+		if err := os.WriteFile(filepath.Join(c.docs, "BENCHMARKS.md"), []byte(md), 0o644); err != nil {
+			return err
+		}
+		f, err := os.Create(filepath.Join(c.docs, "benchmarks.png"))
+		if err != nil {
+			return err
+		}
+		if err := report.WritePNG(f, res); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		slog.Info("report written", "dir", c.docs, "elapsed", res.Elapsed)
+	} else {
+		slog.Info("done", "elapsed", time.Since(start).Round(time.Millisecond), "failures", failures)
+	}
+	if c.smoke && failures > 0 {
+		return fmt.Errorf("%d runs failed", failures)
+	}
+	return nil
+}
+
+func echoRun(ctx context.Context, l *launcher, name string, row report.Row, p plan) (load.EchoResult, error) {
+	var r load.EchoResult
+	srv, err := l.startServer(ctx, name, "echo")
+	if err != nil {
+		return r, err
+	}
+	defer srv.stop()
+	spec := load.EchoSpec{
+		Addr: srv.addr, Conns: row.Conns, Payload: row.Payload, InFlight: row.InFlight, Text: row.Text,
+		Warmup: p.warmup, Duration: p.duration, ServerPID: srv.pid(), Sources: sources(row.Conns),
+	}
+	err = l.runLoad(ctx, "echo", spec, p.warmup+p.duration+60*time.Second, &r)
+	return r, err
+}
+
+// memRun measures the server's resident memory before and after opening n
+// idle connections, each time after the server collected garbage and gave
+// free pages back, then checks every connection still echoes.
+func memRun(ctx context.Context, l *launcher, name string, n int) (report.MemRun, error) {
+	m := report.MemRun{Server: name, Conns: n}
+	srv, err := l.startServer(ctx, name, "echo")
+	if err != nil {
+		return m, err
+	}
+	defer srv.stop()
+	if err := srv.settle(); err != nil {
+		return m, err
+	}
+	if m.RSSBefore, err = load.ProcRSS(srv.pid()); err != nil {
+		return m, err
+	}
+	spec, _ := json.Marshal(idleSpec{Addr: srv.addr, Conns: n, Sources: sources(n)})
+	lctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cl, err := startChild(l.command(lctx, "1", "-load", "idle", "-spec", string(spec)), true)
+	if err != nil {
+		return m, err
+	}
+	defer cl.stop()
+	if _, err := cl.expect("connected", 2*time.Minute); err != nil {
+		return m, err
+	}
+	// Let handshakes finish on the server side before reading its memory.
+	time.Sleep(300 * time.Millisecond)
+	if err := srv.settle(); err != nil {
+		return m, err
+	}
+	if m.RSSAfter, err = load.ProcRSS(srv.pid()); err != nil {
+		return m, err
+	}
+	m.PerConn = float64(m.RSSAfter-m.RSSBefore) / float64(n)
+	if err := cl.send("verify"); err != nil {
+		return m, err
+	}
+	line, err := cl.expect("verif", time.Minute)
+	if err != nil {
+		return m, err
+	}
+	if line != "verified" {
+		return m, fmt.Errorf("idle connections no longer served: %s", line)
+	}
+	cl.send("close")
+	return m, nil
+}
+
+func broadcastRun(ctx context.Context, l *launcher, name string, p plan) (load.BroadcastResult, error) {
+	var r load.BroadcastResult
+	srv, err := l.startServer(ctx, name, "broadcast")
+	if err != nil {
+		return r, err
+	}
+	defer srv.stop()
+	spec := load.BroadcastSpec{
+		Addr: srv.addr, Conns: p.bcConns, Payload: 128, Rounds: p.bcRounds, Warmup: 1,
+		Sources: sources(p.bcConns), ServerPID: srv.pid(), Timeout: 30 * time.Second,
+	}
+	err = l.runLoad(ctx, "broadcast", spec, 3*time.Minute, &r)
+	return r, err
+}

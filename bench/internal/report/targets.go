@@ -1,0 +1,308 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strings"
+)
+
+// Ours is the server whose numbers the targets are about.
+const Ours = "ours"
+
+// isPeer reports whether a server is another library (not ours, not the floor).
+func isPeer(name string) bool {
+	return name != "floor" && !strings.HasPrefix(name, "ours")
+}
+
+// Target is one goal from the issue, evaluated on this run.
+type Target struct {
+	Goal     string
+	Measured string
+	// Status is "met", "missed" or "not measured".
+	Status string
+	// Distance says how far from the goal a missed target is.
+	Distance string
+}
+
+func (r *Results) has(server string) bool {
+	for _, s := range r.Servers {
+		if s == server {
+			return true
+		}
+	}
+	return false
+}
+
+// bestPeer returns the best peer median on a row by f, where better means
+// larger when high is set.
+func (r *Results) bestPeer(row string, f func(EchoStats) float64, high bool) (string, float64) {
+	best, bv := "", math.NaN()
+	for _, s := range r.Servers {
+		if !isPeer(s) {
+			continue
+		}
+		st, ok := r.EchoStatsFor(row, s)
+		if !ok || f(st) == 0 {
+			continue
+		}
+		v := f(st)
+		if math.IsNaN(bv) || (high && v > bv) || (!high && v < bv) {
+			best, bv = s, v
+		}
+	}
+	return best, bv
+}
+
+// Targets evaluates the issue's targets on the results.
+func Targets(r *Results) []Target {
+	var ts []Target
+	ours := r.has(Ours)
+
+	// 1. CPU per round trip against the floor, one message in flight.
+	{
+		t := Target{Goal: "One in flight: server CPU per round trip ≤ 1.05× the floor's, every row"}
+		var parts []string
+		worst, worstRow := 0.0, ""
+		for _, row := range r.Rows {
+			if row.Pipelined() {
+				continue
+			}
+			o, ok1 := r.EchoStatsFor(row.ID, Ours)
+			f, ok2 := r.EchoStatsFor(row.ID, "floor")
+			if !ok1 || !ok2 || o.CPUPerRT.Med == 0 || f.CPUPerRT.Med == 0 {
+				continue
+			}
+			q := o.CPUPerRT.Med / f.CPUPerRT.Med
+			parts = append(parts, fmt.Sprintf("%s %.2f×", row.ID, q))
+			if q > worst {
+				worst, worstRow = q, row.ID
+			}
+		}
+		t.Measured = strings.Join(parts, ", ")
+		switch {
+		case !ours || len(parts) == 0:
+			t.Status = "not measured"
+		case worst <= 1.05:
+			t.Status = "met"
+		default:
+			t.Status = "missed"
+			t.Distance = fmt.Sprintf("worst row %s at %.2f× the floor: %.0f%% over the 1.05× budget", worstRow, worst, (worst/1.05-1)*100)
+		}
+		ts = append(ts, t)
+	}
+	// 2. p99 latency against the best peer, one in flight.
+	{
+		t := Target{Goal: "One in flight: p99 latency ≤ the best peer's, every row"}
+		var parts, misses []string
+		for _, row := range r.Rows {
+			if row.Pipelined() {
+				continue
+			}
+			o, ok := r.EchoStatsFor(row.ID, Ours)
+			peer, pv := r.bestPeer(row.ID, func(s EchoStats) float64 { return s.P99.Med }, false)
+			if !ok || o.P99.Med == 0 || peer == "" {
+				continue
+			}
+			q := o.P99.Med / pv
+			parts = append(parts, fmt.Sprintf("%s %.2f× (%s)", row.ID, q, peer))
+			if q > 1 {
+				misses = append(misses, fmt.Sprintf("%s +%.0f%%", row.ID, (q-1)*100))
+			}
+		}
+		t.Measured = strings.Join(parts, ", ")
+		switch {
+		case !ours || len(parts) == 0:
+			t.Status = "not measured"
+		case len(misses) == 0:
+			t.Status = "met"
+		default:
+			t.Status = "missed"
+			t.Distance = "over the best peer's p99 on " + strings.Join(misses, ", ")
+		}
+		ts = append(ts, t)
+	}
+	// 3. Pipelined throughput against the best peer.
+	{
+		t := Target{Goal: "Pipelined rows: round trips/s ≥ 1.5× the best peer's"}
+		var parts []string
+		worst, worstRow := math.Inf(1), ""
+		for _, row := range r.Rows {
+			if !row.Pipelined() {
+				continue
+			}
+			o, ok := r.EchoStatsFor(row.ID, Ours)
+			peer, pv := r.bestPeer(row.ID, func(s EchoStats) float64 { return s.PerSec.Med }, true)
+			if !ok || o.PerSec.Med == 0 || peer == "" {
+				continue
+			}
+			q := o.PerSec.Med / pv
+			parts = append(parts, fmt.Sprintf("%s %.2f× (%s)", row.ID, q, peer))
+			if q < worst {
+				worst, worstRow = q, row.ID
+			}
+		}
+		t.Measured = strings.Join(parts, ", ")
+		switch {
+		case !ours || len(parts) == 0:
+			t.Status = "not measured"
+		case worst >= 1.5:
+			t.Status = "met"
+		default:
+			t.Status = "missed"
+			t.Distance = fmt.Sprintf("%s at %.2f×: needs %.0f%% more round trips/s", worstRow, worst, (1.5/worst-1)*100)
+		}
+		ts = append(ts, t)
+	}
+	// 4. Idle memory.
+	{
+		t := Target{Goal: "Memory per idle connection (net/http backend) ≤ 4,000 B"}
+		st, _, ok := r.MemStatsFor(Ours)
+		if !ok || st.N == 0 {
+			t.Status = "not measured"
+		} else {
+			t.Measured = withRange(st, fmtBytes)
+			if f, _, ok := r.MemStatsFor("floor"); ok && f.N > 0 {
+				t.Measured += fmt.Sprintf("; floor %s", fmtBytes(f.Med))
+			}
+			if st.Med <= 4000 {
+				t.Status = "met"
+			} else {
+				t.Status = "missed"
+				t.Distance = fmt.Sprintf("%s over (%.2f× the budget)", fmtBytes(st.Med-4000), st.Med/4000)
+			}
+		}
+		ts = append(ts, t)
+	}
+	// 5. Broadcast against gws.
+	{
+		t := Target{Goal: "Broadcast of 128 B to all connections ≥ 1.5× faster than gws's broadcaster"}
+		o, _, _, ok1 := r.BroadcastStatsFor(Ours)
+		g, _, _, ok2 := r.BroadcastStatsFor("gws")
+		if !ok1 || !ok2 || o.N == 0 || g.N == 0 {
+			t.Status = "not measured"
+		} else {
+			q := g.Med / o.Med
+			t.Measured = fmt.Sprintf("ours %s, gws %s: %.2f× faster", fmtNs(o.Med), fmtNs(g.Med), q)
+			if q >= 1.5 {
+				t.Status = "met"
+			} else {
+				t.Status = "missed"
+				t.Distance = fmt.Sprintf("needs %.0f%% less time to the last receiver", (1-q/1.5)*100)
+			}
+		}
+		ts = append(ts, t)
+	}
+	// 6. Allocation-free steady state.
+	{
+		t := Target{Goal: "Steady state allocates nothing per message (allocs/op = 0 in read/write micro-benchmarks)"}
+		var checked, allocating []string
+		for _, m := range r.Micro {
+			if !m.HasMem || !readWriteBench.MatchString(m.Name) {
+				continue
+			}
+			checked = append(checked, m.Name)
+			if m.AllocsOp > 0 {
+				allocating = append(allocating, fmt.Sprintf("%s %.0f allocs/op (%.0f B/op)", m.Name, m.AllocsOp, m.BOp))
+			}
+		}
+		switch {
+		case len(checked) == 0:
+			t.Status = "not measured"
+		case len(allocating) == 0:
+			t.Status = "met"
+			t.Measured = fmt.Sprintf("%d read/write benchmarks at 0 allocs/op", len(checked))
+		default:
+			t.Status = "missed"
+			t.Measured = fmt.Sprintf("%d of %d read/write benchmarks allocate", len(allocating), len(checked))
+			t.Distance = strings.Join(allocating, "; ")
+		}
+		ts = append(ts, t)
+	}
+	// 7. Masking against copy.
+	{
+		t := Target{Goal: "Masking of large payloads ≥ 0.5× the speed of a plain copy"}
+		mask, cp, size := maskAndCopy(r.Micro)
+		if mask == 0 || cp == 0 {
+			t.Status = "not measured"
+		} else {
+			q := mask / cp
+			t.Measured = fmt.Sprintf("at %s: mask %.0f MB/s, copy %.0f MB/s = %.2f×", size, mask, cp, q)
+			if q >= 0.5 {
+				t.Status = "met"
+			} else {
+				t.Status = "missed"
+				t.Distance = fmt.Sprintf("needs %.1f× faster masking", 0.5/q)
+			}
+		}
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+var (
+	readWriteBench = regexp.MustCompile(`(?i)(read|write|frame|message)`)
+	sizeSuffix     = regexp.MustCompile(`(?i)[/_-]?(\d+)(b|k|kb|kib|m|mb|mib)?$`)
+	// excluded are benchmarks that are not per-message steady state.
+	excluded = regexp.MustCompile(`(?i)(dial|accept|handshake|alloc|new)`)
+)
+
+// maskAndCopy finds the largest size that has both a masking and a copy
+// benchmark with MB/s and returns both speeds.
+func maskAndCopy(ms []Micro) (mask, cp float64, size string) {
+	type pair struct{ mask, cp float64 }
+	bySize := map[int64]*pair{}
+	labels := map[int64]string{}
+	for _, m := range ms {
+		if m.MBs == 0 {
+			continue
+		}
+		lower := strings.ToLower(m.Name)
+		isMask := strings.Contains(lower, "mask")
+		isCopy := strings.Contains(lower, "copy")
+		if !isMask && !isCopy {
+			continue
+		}
+		n, label := parseSize(m.Name)
+		if n == 0 {
+			continue
+		}
+		p := bySize[n]
+		if p == nil {
+			p = &pair{}
+			bySize[n] = p
+			labels[n] = label
+		}
+		if isCopy {
+			p.cp = max(p.cp, m.MBs)
+		} else {
+			p.mask = max(p.mask, m.MBs)
+		}
+	}
+	var best int64
+	for n, p := range bySize {
+		if p.mask > 0 && p.cp > 0 && n > best {
+			best = n
+		}
+	}
+	if best == 0 {
+		return 0, 0, ""
+	}
+	return bySize[best].mask, bySize[best].cp, labels[best]
+}
+
+func parseSize(name string) (int64, string) {
+	m := sizeSuffix.FindStringSubmatch(name)
+	if m == nil {
+		return 0, ""
+	}
+	var n int64
+	fmt.Sscan(m[1], &n)
+	switch strings.ToLower(m[2]) {
+	case "k", "kb", "kib":
+		n <<= 10
+	case "m", "mb", "mib":
+		n <<= 20
+	}
+	return n, m[1] + m[2]
+}

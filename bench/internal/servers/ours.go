@@ -1,0 +1,78 @@
+//go:build !noours
+
+package servers
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/wsdriver/websocket"
+)
+
+func init() {
+	register(Server{
+		Name:      "ours",
+		Doc:       "github.com/wsdriver/websocket blocking API: Accept, then ReadMessage into a reused buffer and Write; NewPreparedMessage + WritePrepared for broadcast",
+		Broadcast: true,
+		Run:       runOurs,
+	})
+	register(Server{
+		Name: "ours-event",
+		Doc:  "github.com/wsdriver/websocket event API: NewServer, OnMessage sends the message back, Start",
+		Run:  runOursEvent,
+	})
+}
+
+func runOurs(ctx context.Context, addr string, mode Mode) error {
+	h := newHub[*websocket.Conn]()
+	return serveHTTP(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.ServerOptions{InsecureSkipOriginCheck: true})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		if mode == Broadcast {
+			h.add(c)
+			defer h.remove(c)
+		}
+		ctx := context.Background()
+		var buf []byte
+		for {
+			typ, msg, err := c.ReadMessage(ctx, buf)
+			if err != nil {
+				logErr("ours", err)
+				return
+			}
+			buf = msg
+			if mode == Broadcast {
+				pm := websocket.NewPreparedMessage(typ, msg)
+				h.each(func(c *websocket.Conn) { c.WritePrepared(ctx, pm) })
+				continue
+			}
+			if err := c.Write(ctx, typ, msg); err != nil {
+				return
+			}
+		}
+	}))
+}
+
+func runOursEvent(ctx context.Context, addr string, mode Mode) error {
+	if mode != Echo {
+		return unsupported("ours-event")
+	}
+	return serveHTTP(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := websocket.NewServer(w, r, &websocket.ServerOptions{InsecureSkipOriginCheck: true})
+		c.OnMessage(func(m websocket.Message) {
+			if m.Type == websocket.TextMessage {
+				c.SendText(m.Text())
+				return
+			}
+			c.SendBinary(m.Data)
+		})
+		if err := c.Start(); err != nil {
+			return
+		}
+		// Start has taken the connection over; returning lets net/http's
+		// goroutine and its stack go.
+	}))
+}

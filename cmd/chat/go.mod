@@ -1,0 +1,9 @@
+module github.com/wsdriver/websocket/cmd/chat
+
+go 1.25.0
+
+require go.etcd.io/bbolt v1.5.0
+
+require golang.org/x/sys v0.45.0 // indirect
+
+replace github.com/wsdriver/websocket => ../..

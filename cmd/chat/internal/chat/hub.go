@@ -1,0 +1,346 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DefaultRoom is the seed's single room: where connections to / and /chat go.
+const DefaultRoom = "lobby"
+
+// ErrShuttingDown is returned by Connect once Shutdown has begun.
+var ErrShuttingDown = errors.New("chat: server is shutting down")
+
+// ErrNoNick is returned by Connect when all 100,000 user-N nicknames are in use.
+var ErrNoNick = errors.New("chat: no free nickname")
+
+// Config holds the hub's limits. A zero limit means off or unlimited.
+type Config struct {
+	MaxMessage   int           // bytes of message text; longer ones are refused
+	Rate         float64       // messages per second per connection
+	Burst        int           // messages allowed at once before Rate applies
+	Queue        int           // outgoing messages held for one client before it is disconnected
+	History      int           // messages replayed to newcomers (and kept per room)
+	PingInterval time.Duration // a peer silent for two intervals is dropped
+	WriteTimeout time.Duration // bound on one write to one client
+	Store        Store         // nil: no history at all
+	Logger       *slog.Logger
+	// Now is the clock; nil means time.Now. Tests replace it.
+	Now func() time.Time
+}
+
+// Hub owns the rooms, the nickname registry and the connected clients.
+type Hub struct {
+	cfg     Config
+	log     *slog.Logger
+	Metrics Metrics
+
+	seq atomic.Uint64 // message IDs when there is no store
+
+	mu      sync.Mutex
+	rooms   map[string]*room
+	nicks   map[string]*Client // key: lower-cased nickname
+	clients map[*Client]struct{}
+	closing bool
+	wg      sync.WaitGroup // clients and their writers
+	roomWG  sync.WaitGroup
+}
+
+// NewHub returns a hub with cfg's limits.
+func NewHub(cfg Config) *Hub {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.History <= 0 {
+		cfg.Store = nil
+	}
+	return &Hub{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		rooms:   map[string]*room{},
+		nicks:   map[string]*Client{},
+		clients: map[*Client]struct{}{},
+	}
+}
+
+// ConnectOptions describe a new connection.
+type ConnectOptions struct {
+	Room string // validated room name; "" means DefaultRoom
+	JSON bool   // the connection negotiated Subprotocol
+	Nick string // requested nickname; taken or invalid ones fall back to user-N
+	// Since resumes a JSON client: only messages with a larger ID are
+	// replayed. HasSince distinguishes "since 0" from "no resume".
+	Since    uint64
+	HasSince bool
+	Remote   string // for logs
+}
+
+// Connect registers conn, gives it a nickname, starts its writer and joins
+// it to its room. The transport must call Disconnected exactly once when the
+// connection ends, and Receive for every text message in between.
+func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
+	if o.Room == "" {
+		o.Room = DefaultRoom
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{
+		hub:        h,
+		conn:       conn,
+		json:       o.JSON,
+		q:          newSendQueue(h.cfg.Queue),
+		limiter:    newTokenBucket(h.cfg.Rate, h.cfg.Burst, h.cfg.Now()),
+		ctx:        ctx,
+		cancel:     cancel,
+		writerDone: make(chan struct{}),
+		remote:     o.Remote,
+	}
+	c.Alive()
+
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		cancel()
+		return nil, ErrShuttingDown
+	}
+	var refused string
+	nick := o.Nick
+	if nick != "" {
+		if err := ValidNick(nick); err != nil {
+			refused = err.Error()
+			nick = ""
+		} else if h.nicks[strings.ToLower(nick)] != nil {
+			refused = fmt.Sprintf("nickname %q is taken", nick)
+			nick = ""
+		}
+	}
+	if nick == "" {
+		nick = h.randomNickLocked()
+		if nick == "" {
+			h.mu.Unlock()
+			cancel()
+			return nil, ErrNoNick
+		}
+	}
+	c.setNick(nick)
+	h.nicks[strings.ToLower(nick)] = c
+	h.clients[c] = struct{}{}
+	h.wg.Add(2) // the client until Disconnected, and its writer
+	h.mu.Unlock()
+
+	h.Metrics.ConnectionsTotal.Add(1)
+	go c.writeLoop()
+	if refused != "" {
+		c.send(infoOut(refused + "; you are " + nick))
+	}
+	if err := c.join(o.Room, o.Since, o.HasSince); err != nil {
+		// Only a shutdown that started a moment ago gets here.
+		c.Disconnected()
+		return nil, err
+	}
+	h.log.Debug("connected", "nick", nick, "room", o.Room, "json", o.JSON, "remote", o.Remote)
+	return c, nil
+}
+
+// randomNickLocked picks user-N with N uniform in [0, 100000) among the free
+// ones.
+func (h *Hub) randomNickLocked() string {
+	for range 64 {
+		n := fmt.Sprintf("user-%d", rand.IntN(100000))
+		if h.nicks[n] == nil {
+			return n
+		}
+	}
+	// Crowded: fall back to a scan from a random start so the result is
+	// still spread out and the loop always ends.
+	start := rand.IntN(100000)
+	for i := range 100000 {
+		n := fmt.Sprintf("user-%d", (start+i)%100000)
+		if h.nicks[n] == nil {
+			return n
+		}
+	}
+	return ""
+}
+
+// ValidNick says why s cannot be a nickname, or returns nil.
+func ValidNick(s string) error {
+	if s == "" {
+		return errors.New("nickname is empty")
+	}
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > 24 {
+		return fmt.Errorf("nickname %q is longer than 24 characters", s)
+	}
+	for _, r := range s {
+		if !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("nickname %q may only contain letters, digits, '-', '_' and '.'", s)
+		}
+	}
+	return nil
+}
+
+// ValidRoom says why s cannot be a room name, or returns nil. Room names are
+// lower-case so that URLs differing in case reach the same room.
+func ValidRoom(s string) error {
+	if s == "" || len(s) > 32 {
+		return fmt.Errorf("room name must be 1 to 32 characters")
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("room name %q may only contain a-z, 0-9, '-' and '_'", s)
+		}
+	}
+	return nil
+}
+
+// rename gives c the nickname nick if it is valid and free.
+func (h *Hub) rename(c *Client, nick string) (old string, err error) {
+	if err := ValidNick(nick); err != nil {
+		return "", err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old = c.Nick()
+	key := strings.ToLower(nick)
+	if other := h.nicks[key]; other != nil && other != c {
+		return "", fmt.Errorf("nickname %q is taken", nick)
+	}
+	delete(h.nicks, strings.ToLower(old))
+	h.nicks[key] = c
+	c.setNick(nick)
+	return old, nil
+}
+
+func (h *Hub) unregister(c *Client) {
+	h.mu.Lock()
+	key := strings.ToLower(c.Nick())
+	if h.nicks[key] == c {
+		delete(h.nicks, key)
+	}
+	delete(h.clients, c)
+	h.mu.Unlock()
+}
+
+// acquire returns the named room, creating it, and counts c in it.
+func (h *Hub) acquire(name string) (*room, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return nil, ErrShuttingDown
+	}
+	r := h.rooms[name]
+	if r == nil {
+		r = newRoom(h, name)
+		h.rooms[name] = r
+		h.roomWG.Add(1)
+		go r.run()
+	}
+	r.refs++
+	return r, nil
+}
+
+// release undoes acquire; the last one out stops the room's goroutine. Only
+// holders of a reference send to a room's inbox, so closing it here is safe.
+func (h *Hub) release(r *room) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r.refs--
+	if r.refs == 0 {
+		delete(h.rooms, r.name)
+		close(r.inbox)
+	}
+}
+
+// Rooms lists the active rooms and the rooms that have history.
+func (h *Hub) Rooms() []RoomInfo {
+	h.mu.Lock()
+	seen := map[string]int{}
+	for name, r := range h.rooms {
+		seen[name] = r.refs
+	}
+	h.mu.Unlock()
+	if h.cfg.Store != nil {
+		if names, err := h.cfg.Store.Rooms(); err == nil {
+			for _, n := range names {
+				if _, ok := seen[n]; !ok {
+					seen[n] = 0
+				}
+			}
+		}
+	}
+	if _, ok := seen[DefaultRoom]; !ok {
+		seen[DefaultRoom] = 0
+	}
+	out := make([]RoomInfo, 0, len(seen))
+	for n, u := range seen {
+		out = append(out, RoomInfo{Name: n, Users: u})
+	}
+	slices.SortFunc(out, func(a, b RoomInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Counts returns the number of connected clients and of active rooms.
+func (h *Hub) Counts() (clients, rooms int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients), len(h.rooms)
+}
+
+// Shutdown closes every client with 1001 after the messages already queued
+// for it, waits for them until ctx ends (then drops the rest), stops the rooms
+// and closes the store. Connect fails from the moment it is called.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closing = true
+	clients := make([]*Client, 0, len(h.clients))
+	for c := range h.clients {
+		clients = append(clients, c)
+	}
+	h.mu.Unlock()
+
+	for _, c := range clients {
+		c.closeWith(CloseGoingAway, "server shutting down", true)
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); h.roomWG.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		h.log.Warn("shutdown: dropping clients that did not finish closing", "err", err)
+		h.mu.Lock()
+		for c := range h.clients {
+			c.conn.Abort()
+		}
+		h.mu.Unlock()
+		// Aborted transports report Disconnected promptly; the bound keeps a
+		// broken one from holding the store open forever.
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			h.log.Error("shutdown: clients still registered after abort")
+		}
+	}
+	if h.cfg.Store != nil {
+		if cerr := h.cfg.Store.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// now is the hub clock in Unix milliseconds.
+func (h *Hub) now() int64 { return h.cfg.Now().UnixMilli() }

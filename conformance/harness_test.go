@@ -1,0 +1,480 @@
+package conformance
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsdriver/websocket"
+)
+
+// side says which end of the library a case applies to.
+type side uint8
+
+const (
+	both       side = iota
+	serverOnly      // e.g. unmasked frames: only a server must reject them
+	clientOnly      // e.g. masked frames: only a client must reject them
+)
+
+// tcase is one conformance case: what the tester sends, and the one outcome the
+// library must produce.
+type tcase struct {
+	name  string
+	side  side
+	send  []frame
+	split splitMode
+	// halfClose shuts down the tester's sending half of TCP after send, without
+	// a close frame.
+	halfClose bool
+	// want lists what the library must send back, in order, before any close.
+	want []item
+	// close is nil when the case ends normally: the tester then starts the
+	// closing handshake with 1000 and expects 1000 or no status back. Otherwise
+	// the library's next frame must be a close with one of these codes.
+	close []uint16
+	// closeOrEOF accepts a plain TCP close where a close frame is expected (for
+	// connections that ended without a closing handshake).
+	closeOrEOF bool
+	// orFail1002 is set where the RFC lets the receiver either accept the input
+	// or fail the connection with 1002; note says why.
+	orFail1002 bool
+	// noReply leaves the library's close frame unanswered: it must close TCP by
+	// itself within its close timeout.
+	noReply bool
+	// libCode, when set, is the close status the library's own reader must end with.
+	libCode websocket.StatusCode
+	// timeout overrides readTimeout for slow cases (large messages under -race).
+	timeout   time.Duration
+	maxLength int64
+	note      string
+	// post runs extra checks on the tester's view after the case.
+	post func(*testing.T, *rawPeer)
+}
+
+func (c tcase) wait() time.Duration {
+	if c.timeout > 0 {
+		return c.timeout
+	}
+	return readTimeout
+}
+
+func seedOf(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64()
+}
+
+// section is one group of cases, named after the RFC section it checks.
+type section struct {
+	name  string
+	cases []tcase
+}
+
+// runWire plays one case over an established connection and checks the outcome.
+func runWire(t *testing.T, p *rawPeer, c tcase) {
+	t.Helper()
+	if c.note != "" {
+		t.Log(c.note)
+	}
+	if c.split == splitRandom {
+		t.Logf("random split seeded from the case name (seed %d)", seedOf(t.Name()))
+	}
+	sentClose := false
+	for _, f := range c.send {
+		if f.op == opClose {
+			sentClose = true
+		}
+	}
+	if err := p.sendFrames(c.send, c.split); err != nil {
+		t.Logf("write error while sending (the library may have closed early): %v", err)
+	}
+	if c.halfClose {
+		if err := p.conn.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatalf("half-close: %v", err)
+		}
+	}
+	wait := c.wait()
+	for i, w := range c.want {
+		got, err := p.nextItem(wait)
+		if err != nil {
+			t.Fatalf("want %v (item %d of %d), got error: %v", w, i+1, len(c.want), err)
+		}
+		if i == 0 && c.orFail1002 && got.op == opClose {
+			if code, _ := parseClose(got.data); code == 1002 {
+				t.Logf("library chose to fail with 1002, which the RFC allows here")
+				finishClose(t, p, c, 1002, sentClose)
+				return
+			}
+		}
+		if !sameItem(got, w) {
+			t.Fatalf("want %v (item %d of %d), got %v", w, i+1, len(c.want), got)
+		}
+	}
+	want := c.close
+	if want == nil {
+		want = []uint16{1000, codeEmpty}
+		if !sentClose && !c.halfClose {
+			if err := p.sendFrames([]frame{closeF(1000, "")}, splitNone); err != nil {
+				t.Fatalf("sending close 1000: %v", err)
+			}
+			sentClose = true
+		}
+	}
+	got, err := p.nextItem(wait)
+	if err != nil {
+		if c.closeOrEOF && isClosed(err) {
+			return
+		}
+		t.Fatalf("want close %s, got error: %v", codesString(want), err)
+	}
+	if got.op != opClose {
+		t.Fatalf("want close %s, got %v", codesString(want), got)
+	}
+	code, _ := parseClose(got.data)
+	if !containsCode(want, code) {
+		t.Fatalf("want close %s, got %v", codesString(want), got)
+	}
+	finishClose(t, p, c, code, sentClose)
+	if c.post != nil {
+		c.post(t, p)
+	}
+}
+
+// finishClose completes the closing handshake from the tester's side and checks
+// that TCP goes down the way RFC 6455 7.1.1 says.
+func finishClose(t *testing.T, p *rawPeer, c tcase, code uint16, sentClose bool) {
+	t.Helper()
+	if !sentClose && !c.noReply {
+		reply := code
+		if !validCloseCode(reply) {
+			reply = codeEmpty
+		}
+		// The library may already have dropped TCP after failing the
+		// connection, so a write error here is not a defect.
+		_ = p.sendFrames([]frame{closeF(reply, "")}, splitNone)
+	}
+	if p.isClient || c.noReply {
+		// The server closes TCP first (RFC 6455 7.1.1); a client that got no
+		// answer must give up after its close timeout.
+		if err := p.expectTCPClose(c.wait() + 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func containsCode(codes []uint16, c uint16) bool {
+	for _, x := range codes {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+func codesString(codes []uint16) string {
+	var s []string
+	for _, c := range codes {
+		if c == codeEmpty {
+			s = append(s, "(no status)")
+		} else {
+			s = append(s, fmt.Sprint(c))
+		}
+	}
+	return strings.Join(s, " or ")
+}
+
+// checkLibResult waits for the library's reader to finish and checks its status.
+func checkLibResult(t *testing.T, c tcase, res <-chan error, who string) {
+	t.Helper()
+	select {
+	case err := <-res:
+		checkLibErr(t, c, err, who)
+	case <-time.After(c.wait() + 5*time.Second):
+		t.Fatalf("%s reader still running after the connection ended", who)
+	}
+}
+
+func checkLibErr(t *testing.T, c tcase, err error, who string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s reader ended without an error", who)
+	}
+	if c.libCode != 0 {
+		if got := websocket.CloseStatus(err); got != c.libCode {
+			t.Fatalf("%s reader ended with %v (status %d), want status %d", who, err, got, c.libCode)
+		}
+	}
+}
+
+// echoLoop is the library user under test: it echoes every message with its type.
+func echoLoop(ctx context.Context, c *websocket.Conn) error {
+	var buf []byte
+	for {
+		typ, data, err := c.ReadMessage(ctx, buf)
+		if err != nil {
+			return err
+		}
+		if err := c.Write(ctx, typ, data); err != nil {
+			return err
+		}
+		buf = data
+	}
+}
+
+// startEchoServer serves the echo handler on 127.0.0.1. Each handler run reports
+// how its read loop ended on the returned channel.
+func startEchoServer(t *testing.T, opts *websocket.ServerOptions) (*httptest.Server, chan error) {
+	t.Helper()
+	res := make(chan error, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, opts)
+		if err != nil {
+			res <- fmt.Errorf("accept: %w", err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		res <- echoLoop(ctx, c)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, res
+}
+
+// rawRequest is the tester's opening handshake as a client.
+type rawRequest struct {
+	method, path, proto string
+	headers             [][2]string // in order, duplicates allowed
+}
+
+func defaultRequest(host, key string) rawRequest {
+	return rawRequest{
+		method: "GET", path: "/", proto: "HTTP/1.1",
+		headers: [][2]string{
+			{"Host", host},
+			{"Upgrade", "websocket"},
+			{"Connection", "Upgrade"},
+			{"Sec-WebSocket-Key", key},
+			{"Sec-WebSocket-Version", "13"},
+		},
+	}
+}
+
+func (r rawRequest) bytes() []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s\r\n", r.method, r.path, r.proto)
+	for _, h := range r.headers {
+		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
+	}
+	b.WriteString("\r\n")
+	return []byte(b.String())
+}
+
+// with returns r with header name set to value (replacing any), or removed when
+// value is "-".
+func (r rawRequest) with(name, value string) rawRequest {
+	var hs [][2]string
+	done := false
+	for _, h := range r.headers {
+		if strings.EqualFold(h[0], name) {
+			if !done && value != "-" {
+				hs = append(hs, [2]string{h[0], value})
+			}
+			done = true
+			continue
+		}
+		hs = append(hs, h)
+	}
+	if !done && value != "-" {
+		hs = append(hs, [2]string{name, value})
+	}
+	r.headers = hs
+	return r
+}
+
+// roundTrip sends a raw handshake request and reads the response head.
+func roundTrip(t *testing.T, addr string, req rawRequest) (*http.Response, net.Conn, *bufio.Reader) {
+	t.Helper()
+	return roundTripBytes(t, addr, req.bytes())
+}
+
+// roundTripBytes sends raw bytes (a request, possibly followed by frames) and
+// reads the response head.
+func roundTripBytes(t *testing.T, addr string, req []byte) (*http.Response, net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, readTimeout)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(readTimeout))
+	if _, err := conn.Write(req); err != nil {
+		t.Fatalf("write request: %v", err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	conn.SetDeadline(time.Time{})
+	return resp, conn, br
+}
+
+// openServerConn performs a valid handshake against the echo server and returns
+// the tester as a raw client.
+func openServerConn(t *testing.T, addr, name string) *rawPeer {
+	t.Helper()
+	p := newRawPeer(nil, nil, true, seedOf(name))
+	key := newKey(p.rng)
+	resp, conn, br := roundTrip(t, addr, defaultRequest(addr, key))
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: status %d, want 101", resp.StatusCode)
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != acceptKey(key) {
+		t.Fatalf("handshake: Sec-WebSocket-Accept %q, want %q", got, acceptKey(key))
+	}
+	p.conn, p.br = conn, br
+	return p
+}
+
+// runServerCase runs c against the library's server side.
+func runServerCase(t *testing.T, c tcase) {
+	opts := &websocket.ServerOptions{MaxLength: c.maxLength, CloseTimeout: closeTimeout}
+	srv, res := startEchoServer(t, opts)
+	p := openServerConn(t, srv.Listener.Addr().String(), t.Name())
+	runWire(t, p, c)
+	p.conn.Close()
+	checkLibResult(t, c, res, "server")
+}
+
+// closeTimeout is given to the library so that cases where the tester never
+// answers a close stay short.
+const closeTimeout = time.Second
+
+// clientHandshake is how the raw test server answers the library's opening
+// handshake; it returns the bytes to write (status line, headers, and anything
+// that should follow in the same write).
+type clientHandshake func(req *http.Request) string
+
+func acceptingHandshake(extra string) clientHandshake {
+	return func(req *http.Request) string {
+		return "HTTP/1.1 101 Switching Protocols\r\n" +
+			"Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Accept: " + acceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n" +
+			extra + "\r\n"
+	}
+}
+
+// clientRun is one run of the library's client against the raw test server.
+type clientRun struct {
+	peer *rawPeer      // nil when the handshake response was not a 101
+	conn net.Conn      // the tester's end of TCP
+	req  *http.Request // the library's handshake request
+	res  chan error    // how Dial or the echo loop ended (a *dialError for Dial)
+	ws   chan *websocket.Conn
+}
+
+// startClient listens on 127.0.0.1, starts websocket.Dial plus the echo loop in
+// a goroutine, and answers the handshake with hs.
+func startClient(t *testing.T, opts *websocket.ClientOptions, hs clientHandshake, name string) *clientRun {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	run := &clientRun{res: make(chan error, 1), ws: make(chan *websocket.Conn, 1)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	go func() {
+		c, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/chat", opts)
+		if err != nil {
+			run.res <- &dialError{err}
+			return
+		}
+		run.ws <- c
+		run.res <- echoLoop(ctx, c)
+	}()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(readTimeout))
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("library client did not connect: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	run.conn = conn
+	conn.SetDeadline(time.Now().Add(readTimeout))
+	br := bufio.NewReader(conn)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		t.Fatalf("reading the client's handshake: %v", err)
+	}
+	run.req = req
+	resp := hs(req)
+	if _, err := conn.Write([]byte(resp)); err != nil {
+		t.Fatalf("writing handshake response: %v", err)
+	}
+	conn.SetDeadline(time.Time{})
+	if strings.HasPrefix(resp, "HTTP/1.1 101") {
+		run.peer = newRawPeer(conn, br, false, seedOf(name))
+	}
+	return run
+}
+
+// result waits for the library's client goroutine to finish.
+func (r *clientRun) result(t *testing.T, wait time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-r.res:
+		return err
+	case <-time.After(wait):
+		t.Fatalf("library client still running after %v", wait)
+		return nil
+	}
+}
+
+// dialError marks a failure of websocket.Dial itself, as opposed to the read loop.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "dial: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// runClientCase runs c against the library's client side.
+func runClientCase(t *testing.T, c tcase) {
+	opts := &websocket.ClientOptions{MaxLength: c.maxLength, CloseTimeout: closeTimeout}
+	run := startClient(t, opts, acceptingHandshake(""), t.Name())
+	if run.peer == nil {
+		t.Fatal("handshake failed")
+	}
+	runWire(t, run.peer, c)
+	run.conn.Close()
+	err := run.result(t, c.wait()+5*time.Second)
+	var de *dialError
+	if errors.As(err, &de) {
+		t.Fatalf("client: %v", err)
+	}
+	checkLibErr(t, c, err, "client")
+}
+
+func runSections(t *testing.T, secs []section, s side, run func(*testing.T, tcase)) {
+	for _, sec := range secs {
+		t.Run(sec.name, func(t *testing.T) {
+			for _, c := range sec.cases {
+				if c.side != both && c.side != s {
+					continue
+				}
+				t.Run(c.name, func(t *testing.T) {
+					t.Parallel()
+					run(t, c)
+				})
+			}
+		})
+	}
+}

@@ -1,0 +1,99 @@
+package conformance
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain runs the suite and then fails it if goroutines started during the
+// run are still alive after a grace period: every connection the library
+// opened, in any case, must have wound down by itself.
+func TestMain(m *testing.M) {
+	before := goroutines()
+	code := m.Run()
+	if leaks := waitForLeaks(before, 5*time.Second); len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "goroutine leak check: %d goroutine(s) still running after the tests:\n\n%s\n",
+			len(leaks), strings.Join(leaks, "\n\n"))
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// goroutines returns the stack of every goroutine but the caller's, keyed by
+// the goroutine's header line id.
+func goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := map[string]string{}
+	for i, block := range bytes.Split(buf, []byte("\n\n")) {
+		if i == 0 {
+			continue // runtime.Stack lists the calling goroutine first
+		}
+		s := string(block)
+		id, _, _ := strings.Cut(s, " [")
+		out[id] = s
+	}
+	return out
+}
+
+// ignoredStacks are goroutines the runtime or the test binary may start on their
+// own; they are not the library's.
+var ignoredStacks = []string{
+	"os/signal.signal_recv",
+	"os/signal.loop",
+	"runtime.ensureSigM",
+	"testing.(*M).startAlarm",
+	"testing.runFuzzing",
+}
+
+func waitForLeaks(before map[string]string, grace time.Duration) []string {
+	deadline := time.Now().Add(grace)
+	for {
+		var leaks []string
+	next:
+		for id, stack := range goroutines() {
+			if _, ok := before[id]; ok {
+				continue
+			}
+			for _, ig := range ignoredStacks {
+				if strings.Contains(stack, ig) {
+					continue next
+				}
+			}
+			leaks = append(leaks, stack)
+		}
+		if len(leaks) == 0 || time.Now().After(deadline) {
+			return leaks
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestServer drives the library's server side (websocket.Accept with an echo
+// loop) from a raw-TCP client that builds and masks every frame by hand.
+func TestServer(t *testing.T) {
+	t.Run("4.2_opening_handshake", testServerHandshake)
+	runSections(t, allSections(), serverOnly, runServerCase)
+}
+
+// TestClient drives the library's client side (websocket.Dial with an echo
+// loop) from a raw-TCP server that answers the handshake and sends unmasked
+// frames by hand.
+func TestClient(t *testing.T) {
+	t.Run("4.1_opening_handshake", testClientHandshake)
+	runSections(t, allSections(), clientOnly, runClientCase)
+}

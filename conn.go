@@ -1,0 +1,328 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MessageType is the type of a data message: text (UTF-8) or binary.
+type MessageType uint8
+
+// The two kinds of data message (RFC 6455 §5.6). The values are the frame
+// opcodes.
+const (
+	TextMessage   MessageType = 1
+	BinaryMessage MessageType = 2
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case TextMessage:
+		return "text"
+	case BinaryMessage:
+		return "binary"
+	}
+	return "MessageType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// ReadyState is where a connection is in its life, as in the seed's
+// ready-state and the browser's WebSocket.readyState.
+type ReadyState int32
+
+// The connection states, in the order a connection goes through them.
+const (
+	Connecting ReadyState = iota // created, handshake not done
+	Open                         // handshake done, messages flow
+	Closing                      // a close frame was sent or received
+	Closed                       // the TCP connection is closed
+)
+
+func (s ReadyState) String() string {
+	switch s {
+	case Connecting:
+		return "connecting"
+	case Open:
+		return "open"
+	case Closing:
+		return "closing"
+	case Closed:
+		return "closed"
+	}
+	return "ReadyState(?)"
+}
+
+// DefaultMaxLength is the default limit on the size of a received message,
+// the seed's #x3ffffff bytes (64 MiB - 1).
+const DefaultMaxLength = 0x3ffffff
+
+// DefaultCloseTimeout bounds the closing handshake: how long a connection
+// waits for the peer's close frame (and, on a client, for the server to
+// close TCP) before it drops the TCP connection.
+const DefaultCloseTimeout = 5 * time.Second
+
+// readBufferSize is the size of a connection's read buffer. Payloads larger
+// than it are read straight into the caller's buffer.
+const readBufferSize = 4096
+
+// aLongTimeAgo is a deadline in the past, used to interrupt a blocked read or
+// write when a context ends.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Conn is a WebSocket connection, server or client side. It offers the
+// seed's event API (On..., Start, Send...) and a blocking API (Read,
+// ReadMessage, NextReader, Write, NextWriter) over one protocol core; use
+// one style per connection. See the package documentation for which methods
+// may run concurrently.
+type Conn struct {
+	client bool
+
+	// Handshake inputs, kept from NewServer/NewClient until Start.
+	hsWriter  http.ResponseWriter
+	hsRequest *http.Request
+	serverOpt ServerOptions
+	dialURL   string
+	clientOpt ClientOptions
+
+	maxLength    int64
+	closeTimeout time.Duration
+	subprotocol  string
+
+	netConn net.Conn
+	state   atomic.Int32
+
+	// Reading: one reader at a time holds readSem.
+	readSem  chan struct{}
+	dec      decoder
+	rbuf     []byte
+	rpos     int
+	rend     int
+	inMsg    bool // a data message was partly returned by NextReader
+	msgRead  messageReader
+	lastDirect event // the event of the last payload read straight into a caller's buffer
+	eventing bool // Start's read loop owns the read side
+
+	// Writing: one data message at a time holds msgSem; frameMu keeps frames
+	// whole on the wire so that control frames can go between fragments.
+	msgSem   chan struct{}
+	frameMu  sync.Mutex
+	writeErr error
+	bufs     net.Buffers
+	bufArr   [2][]byte
+	msgWrite messageWriter
+
+	// Closing.
+	closeMu     sync.Mutex
+	closeSent   bool
+	closeRecv   bool
+	closeRecvCh chan struct{}
+	closeTimer  *time.Timer
+	closeErr    error // what reads return once the connection is done
+	done        chan struct{}
+	doneOnce    sync.Once
+
+	events    eventHandlers
+	pendingMu sync.Mutex
+	pending   []pendingSend // sends made while connecting
+	flushed   bool
+}
+
+func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
+	if maxLength == 0 {
+		maxLength = DefaultMaxLength
+	}
+	if closeTimeout <= 0 {
+		closeTimeout = DefaultCloseTimeout
+	}
+	c := &Conn{
+		client:       client,
+		maxLength:    maxLength,
+		closeTimeout: closeTimeout,
+		readSem:      make(chan struct{}, 1),
+		msgSem:       make(chan struct{}, 1),
+		closeRecvCh:  make(chan struct{}),
+		done:         make(chan struct{}),
+	}
+	c.dec.expectMasked = !client
+	c.dec.maxLength = maxLength
+	c.msgRead.c = c
+	c.msgWrite.c = c
+	return c
+}
+
+// opened attaches the network connection once the handshake succeeded.
+// buffered holds bytes that arrived after the handshake and were already
+// read from the network.
+func (c *Conn) opened(nc net.Conn, buffered []byte) {
+	c.netConn = nc
+	c.rbuf = make([]byte, max(readBufferSize, len(buffered)))
+	c.rend = copy(c.rbuf, buffered)
+	c.state.Store(int32(Open))
+}
+
+// Version returns the protocol version in use, "hybi-13" (RFC 6455), as the
+// seed's version does.
+func (c *Conn) Version() string { return "hybi-13" }
+
+// Protocol returns the subprotocol agreed in the handshake, or "".
+func (c *Conn) Protocol() string { return c.subprotocol }
+
+// ReadyState returns the connection's current state.
+func (c *Conn) ReadyState() ReadyState { return ReadyState(c.state.Load()) }
+
+// RemoteAddr returns the peer's network address, or nil before the
+// handshake.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.netConn == nil {
+		return nil
+	}
+	return c.netConn.RemoteAddr()
+}
+
+// LocalAddr returns the local network address, or nil before the handshake.
+func (c *Conn) LocalAddr() net.Addr {
+	if c.netConn == nil {
+		return nil
+	}
+	return c.netConn.LocalAddr()
+}
+
+// Done returns a channel that is closed when the connection is closed:
+// the closing handshake is over (or was abandoned) and the TCP connection is
+// closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err returns why the connection ended (a *CloseError or *ProtocolError, or
+// a transport error), or nil while it is still open.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.closeErr
+	default:
+		return nil
+	}
+}
+
+// finish ends the connection: the TCP connection is closed and Done fires.
+// The first call decides the error that reads report from then on.
+func (c *Conn) finish(err error) {
+	c.doneOnce.Do(func() {
+		c.closeErr = err
+		c.state.Store(int32(Closed))
+		if c.netConn != nil {
+			c.netConn.Close()
+		}
+		c.closeMu.Lock()
+		if c.closeTimer != nil {
+			c.closeTimer.Stop()
+		}
+		c.closeMu.Unlock()
+		close(c.done)
+	})
+}
+
+// linger shuts the TCP connection down politely before finish: our side
+// sends FIN, then the peer's remaining bytes are read and dropped until it
+// closes too (or the close timeout passes). Closing with unread bytes would
+// make the kernel send RST, and a peer may then lose the close frame we just
+// sent. Only the reader may call it.
+func (c *Conn) linger() {
+	if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.netConn.SetReadDeadline(time.Now().Add(c.closeTimeout))
+	var scratch [512]byte
+	for {
+		if _, err := c.netConn.Read(scratch[:]); err != nil {
+			return
+		}
+	}
+}
+
+// startIO arms a deadline setter of the network connection with ctx: the
+// context's deadline becomes the connection's, and when ctx is cancelled the
+// deadline moves to the past so that a blocked call returns. The guard it
+// returns must be ended with end. A context that can never end costs
+// nothing.
+func startIO(ctx context.Context, setDeadline func(time.Time) error) (*ioGuard, error) {
+	if ctx.Done() == nil {
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	g := &ioGuard{ctx: ctx, set: setDeadline, fired: make(chan struct{})}
+	if dl, ok := ctx.Deadline(); ok {
+		setDeadline(dl)
+	}
+	g.stop = context.AfterFunc(ctx, func() {
+		setDeadline(aLongTimeAgo)
+		close(g.fired)
+	})
+	return g, nil
+}
+
+type ioGuard struct {
+	ctx   context.Context
+	set   func(time.Time) error
+	stop  func() bool
+	fired chan struct{}
+}
+
+// end disarms the guard and translates err: a timeout caused by the
+// context becomes the context's error.
+func (g *ioGuard) end(err error) error {
+	if g == nil {
+		return err
+	}
+	if !g.stop() {
+		<-g.fired // the deadline was moved; wait so the reset below wins
+	}
+	g.set(time.Time{})
+	if err != nil && g.ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return g.ctx.Err()
+	}
+	return err
+}
+
+// acquire takes a one-slot semaphore, giving up when ctx ends or the
+// connection is done.
+func (c *Conn) acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.done:
+		return c.doneErr()
+	}
+}
+
+// doneErr is the error for an operation on a finished connection.
+func (c *Conn) doneErr() error {
+	if c.closeErr != nil {
+		return c.closeErr
+	}
+	return ErrClosed
+}
+
+// isTimeout reports whether err is a deadline expiry of the network
+// connection.
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// isEOF reports whether err means the peer closed the TCP connection.
+func isEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}

@@ -1,0 +1,206 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ClientOptions configures the client side of a connection, as the seed's
+// make-client keyword arguments do. The zero value is ready to use.
+type ClientOptions struct {
+	// MaxLength is the largest message accepted, as in ServerOptions.
+	MaxLength int64
+
+	// Protocols are the subprotocols offered, in order of preference. The
+	// server's choice is available from Conn.Protocol.
+	Protocols []string
+
+	// Header holds extra request headers, such as Origin, Authorization or
+	// cookies. Headers the handshake itself sets are ignored.
+	Header http.Header
+
+	// TLSConfig is used for wss:// URLs; nil means the defaults. Its
+	// ServerName defaults to the URL's host.
+	TLSConfig *tls.Config
+
+	// NetDialContext opens the TCP connection; nil means a net.Dialer.
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// CloseTimeout bounds the closing handshake; 0 means DefaultCloseTimeout.
+	CloseTimeout time.Duration
+
+	// Compression offers permessage-deflate; nil offers nothing.
+	Compression *CompressionOptions
+}
+
+// NewClient returns the client side of a connection to url (ws:// or
+// wss://), as the seed's make-client: nothing is sent until Start, so
+// handlers can be registered first. opts may be nil.
+func NewClient(url string, opts *ClientOptions) *Conn {
+	if opts == nil {
+		opts = &ClientOptions{}
+	}
+	c := newConn(true, opts.MaxLength, opts.CloseTimeout)
+	c.dialURL, c.clientOpt = url, *opts
+	return c
+}
+
+// Dial opens a WebSocket connection to url (ws:// or wss://) for use with
+// the blocking API. ctx bounds the dial and the handshake. If the server
+// does not switch protocols the error is a *HandshakeError holding its
+// status and response; the response is returned in either case when there
+// was one. opts may be nil.
+func Dial(ctx context.Context, url string, opts *ClientOptions) (*Conn, *http.Response, error) {
+	c := NewClient(url, opts)
+	resp, err := c.dial(ctx)
+	if err != nil {
+		c.finish(err)
+		return nil, resp, err
+	}
+	c.flushed = true
+	return c, resp, nil
+}
+
+// dial connects and does the client's opening handshake (RFC 6455 §4.1).
+func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
+	opts := &c.clientOpt
+	u, err := url.Parse(c.dialURL)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: bad URL: %w", err)
+	}
+	secure := false
+	switch u.Scheme {
+	case "ws", "http":
+	case "wss", "https":
+		secure = true
+	default:
+		return nil, fmt.Errorf("websocket: URL scheme must be ws or wss, not %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("websocket: URL %q has no host", c.dialURL)
+	}
+	if u.Fragment != "" {
+		return nil, errors.New("websocket: URL must not have a fragment")
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if secure {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	dialer := opts.NetDialContext
+	if dialer == nil {
+		dialer = (&net.Dialer{}).DialContext
+	}
+	nc, err := dialer(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: dial %s: %w", addr, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			nc.Close()
+		}
+	}()
+	if secure {
+		cfg := &tls.Config{}
+		if opts.TLSConfig != nil {
+			cfg = opts.TLSConfig.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		// HTTP/2 cannot carry this handshake: ask for HTTP/1.1 only.
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("websocket: TLS handshake: %w", err)
+		}
+		nc = tc
+	}
+
+	g, err := startIO(ctx, nc.SetDeadline)
+	if err != nil {
+		return nil, err
+	}
+	resp, buffered, err := c.handshake(nc, u)
+	if err = g.end(err); err != nil {
+		return resp, err
+	}
+	c.opened(nc, buffered)
+	ok = true
+	return resp, nil
+}
+
+// handshake sends the request and checks the response (RFC 6455 §4.1).
+func (c *Conn) handshake(nc net.Conn, u *url.URL) (*http.Response, []byte, error) {
+	opts := &c.clientOpt
+	key := newHandshakeKey()
+	req := make([]byte, 0, 512)
+	req = append(req, "GET "+u.RequestURI()+" HTTP/1.1\r\nHost: "+u.Host+"\r\n"...)
+	req = append(req, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "+key+"\r\nSec-WebSocket-Version: 13\r\n"...)
+	if len(opts.Protocols) > 0 {
+		req = append(req, "Sec-WebSocket-Protocol: "+strings.Join(opts.Protocols, ", ")+"\r\n"...)
+	}
+	if offer := clientExtensionOffer(opts.Compression); offer != "" {
+		req = append(req, "Sec-WebSocket-Extensions: "+offer+"\r\n"...)
+	}
+	req = appendExtraHeaders(req, opts.Header)
+	req = append(req, "\r\n"...)
+	if _, err := nc.Write(req); err != nil {
+		return nil, nil, fmt.Errorf("websocket: sending the handshake: %w", err)
+	}
+
+	br := bufio.NewReaderSize(nc, 4096)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet, URL: u})
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket: reading the handshake response: %w", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		resp.Body.Close()
+		reason := strings.TrimSpace(string(body))
+		if reason == "" {
+			reason = resp.Status
+		}
+		return resp, nil, &HandshakeError{StatusCode: resp.StatusCode, Reason: reason, Response: resp}
+	}
+	fail := func(format string, args ...any) (*http.Response, []byte, error) {
+		return resp, nil, &HandshakeError{StatusCode: resp.StatusCode, Reason: fmt.Sprintf(format, args...), Response: resp}
+	}
+	if !headerHasToken(resp.Header, "Upgrade", "websocket") {
+		return fail(`response "Upgrade" header is %q, not websocket`, resp.Header.Get("Upgrade"))
+	}
+	if !headerHasToken(resp.Header, "Connection", "upgrade") {
+		return fail(`response "Connection" header is %q, not Upgrade`, resp.Header.Get("Connection"))
+	}
+	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(key); got != want {
+		return fail("Sec-WebSocket-Accept is %q, want %q", got, want)
+	}
+	if p := resp.Header.Values("Sec-WebSocket-Protocol"); len(p) > 0 {
+		if len(p) > 1 || !slices.Contains(opts.Protocols, p[0]) {
+			return fail("server chose subprotocol %q, which was not offered", strings.Join(p, ", "))
+		}
+		c.subprotocol = p[0]
+	}
+	if err := c.acceptClientExtensions(resp.Header.Values("Sec-WebSocket-Extensions"), opts.Compression); err != nil {
+		return fail("%v", err)
+	}
+	var buffered []byte
+	if n := br.Buffered(); n > 0 {
+		buffered, _ = br.Peek(n)
+	}
+	return resp, buffered, nil
+}

@@ -1,0 +1,243 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Message is a data message as the event API delivers it. Data is only
+// valid until the OnMessage handler returns (the buffer is reused for the
+// next message): copy it, or call Text, to keep it.
+type Message struct {
+	Type MessageType
+	Data []byte
+}
+
+// Text returns the payload as a string (a copy).
+func (m Message) Text() string { return string(m.Data) }
+
+// eventHandlers holds the event API's callbacks. The mutex lets handlers be
+// registered while the connection runs; they are still best registered
+// before Start so that no event is missed.
+type eventHandlers struct {
+	mu      sync.Mutex
+	open    func()
+	message func(Message)
+	close   func(StatusCode, string)
+	err     func(error)
+	ping    func([]byte)
+	pong    func([]byte)
+}
+
+// OnOpen sets the handler called once the handshake is done.
+func (c *Conn) OnOpen(fn func()) { c.events.mu.Lock(); c.events.open = fn; c.events.mu.Unlock() }
+
+// OnMessage sets the handler called for each data message; Message.Type
+// tells text from binary.
+func (c *Conn) OnMessage(fn func(Message)) {
+	c.events.mu.Lock()
+	c.events.message = fn
+	c.events.mu.Unlock()
+}
+
+// OnClose sets the handler called exactly once when the connection has
+// closed, with the close code and reason the peer sent; StatusAbnormalClosure
+// (1006) if TCP went down without a close frame, or the code the library
+// failed the connection with after a protocol error.
+func (c *Conn) OnClose(fn func(code StatusCode, reason string)) {
+	c.events.mu.Lock()
+	c.events.close = fn
+	c.events.mu.Unlock()
+}
+
+// OnError sets the handler called when the peer breaks the protocol; the
+// error is a *ProtocolError, and OnClose follows.
+func (c *Conn) OnError(fn func(error)) { c.events.mu.Lock(); c.events.err = fn; c.events.mu.Unlock() }
+
+// OnPing sets the handler called for each ping received, after the library
+// has answered it with a pong. The payload is only valid during the call.
+func (c *Conn) OnPing(fn func([]byte)) { c.events.mu.Lock(); c.events.ping = fn; c.events.mu.Unlock() }
+
+// OnPong sets the handler called for each pong received. The payload is
+// only valid during the call.
+func (c *Conn) OnPong(fn func([]byte)) { c.events.mu.Lock(); c.events.pong = fn; c.events.mu.Unlock() }
+
+func (h *eventHandlers) get() eventHandlers {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return eventHandlers{open: h.open, message: h.message, close: h.close, err: h.err, ping: h.ping, pong: h.pong}
+}
+
+func (h *eventHandlers) firePing(p []byte) {
+	h.mu.Lock()
+	fn := h.ping
+	h.mu.Unlock()
+	if fn != nil {
+		fn(p)
+	}
+}
+
+func (h *eventHandlers) firePong(p []byte) {
+	h.mu.Lock()
+	fn := h.pong
+	h.mu.Unlock()
+	if fn != nil {
+		fn(p)
+	}
+}
+
+func (h *eventHandlers) fireError(err error) {
+	h.mu.Lock()
+	fn := h.err
+	h.mu.Unlock()
+	if fn != nil {
+		fn(err)
+	}
+}
+
+// Start does the seed's start-connection: it sends the handshake (the
+// response on a server, the request on a client; a client waits for the
+// answer) and then reads the connection on a new goroutine, calling the
+// handlers. It returns once the connection is open, or with the handshake's
+// error, in which case no handler is called. On a server a failed handshake
+// has already been answered with an HTTP error.
+func (c *Conn) Start() error { return c.StartContext(context.Background()) }
+
+// StartContext is Start with a context bounding the client's dial and
+// handshake. The connection's life after the handshake is not bound to ctx.
+func (c *Conn) StartContext(ctx context.Context) error {
+	if c.ReadyState() != Connecting || c.netConn != nil {
+		return errors.New("websocket: Start called twice")
+	}
+	var err error
+	if c.client {
+		_, err = c.dial(ctx)
+	} else {
+		err = c.accept()
+	}
+	if err != nil {
+		c.finish(err)
+		return err
+	}
+	c.eventing = true
+	c.readSem <- struct{}{} // the read loop owns the read side from now on
+	go c.runEvents()
+	return nil
+}
+
+// runEvents is the event API's read loop: handlers run here, one at a time.
+func (c *Conn) runEvents() {
+	h := c.events.get()
+	c.flushPending()
+	if h.open != nil {
+		h.open()
+	}
+	var buf []byte
+	for {
+		typ, msg, err := c.readMessage(context.Background(), buf[:0])
+		if err != nil {
+			break
+		}
+		buf = msg
+		if fn := c.events.get().message; fn != nil {
+			fn(Message{Type: typ, Data: msg})
+		}
+	}
+	<-c.done
+	code, reason := StatusAbnormalClosure, ""
+	var ce *CloseError
+	var pe *ProtocolError
+	switch err := c.closeErr; {
+	case errors.As(err, &ce):
+		code, reason = ce.Code, ce.Reason
+	case errors.As(err, &pe):
+		code, reason = pe.Code, pe.Reason
+	case err != nil:
+		reason = err.Error()
+	}
+	if fn := c.events.get().close; fn != nil {
+		fn(code, reason)
+	}
+}
+
+// pendingSend is a message or ping sent before the connection opened.
+type pendingSend struct {
+	op   opcode
+	data []byte
+}
+
+
+// Send sends v as a message: a string as text, a []byte as binary. Before
+// the connection is open the message is queued and sent once it opens, as
+// the seed's send does. Send is safe for concurrent use.
+func (c *Conn) Send(v any) error {
+	switch v := v.(type) {
+	case string:
+		return c.SendText(v)
+	case []byte:
+		return c.SendBinary(v)
+	}
+	return fmt.Errorf("websocket: Send takes a string or a []byte, not %T", v)
+}
+
+// SendText sends s as a text message (queued while connecting).
+func (c *Conn) SendText(s string) error { return c.send(opText, []byte(s)) }
+
+// SendBinary sends b as a binary message (queued while connecting).
+func (c *Conn) SendBinary(b []byte) error { return c.send(opBinary, b) }
+
+// Ping sends a ping with an optional payload of at most 125 bytes (queued
+// while connecting). The peer's pong reaches OnPong.
+func (c *Conn) Ping(data []byte) error {
+	if len(data) > maxControlPayload {
+		return fmt.Errorf("websocket: ping payload is %d bytes, the limit is %d", len(data), maxControlPayload)
+	}
+	return c.send(opPing, data)
+}
+
+func (c *Conn) send(op opcode, data []byte) error {
+	if c.queue(op, data) {
+		return nil
+	}
+	if op == opPing {
+		if c.ReadyState() != Open {
+			return ErrClosed
+		}
+		return c.writeControl(opPing, data)
+	}
+	return c.Write(context.Background(), MessageType(op), data)
+}
+
+// queue holds a send made before the connection opened and reports whether
+// it did. The lock is held while flushPending drains the queue, so queued
+// messages go out ahead of later ones.
+func (c *Conn) queue(op opcode, data []byte) bool {
+	c.pendingMu.Lock()
+	defer c.pendingMu.Unlock()
+	if c.flushed || c.ReadyState() == Closed {
+		return false
+	}
+	c.pending = append(c.pending, pendingSend{op: op, data: append([]byte(nil), data...)})
+	return true
+}
+
+// flushPending sends what was queued while connecting.
+func (c *Conn) flushPending() {
+	c.pendingMu.Lock()
+	defer c.pendingMu.Unlock()
+	c.flushed = true
+	for _, p := range c.pending {
+		var err error
+		if p.op == opPing {
+			err = c.writeControl(opPing, p.data)
+		} else {
+			err = c.Write(context.Background(), MessageType(p.op), p.data)
+		}
+		if err != nil {
+			break
+		}
+	}
+	c.pending = nil
+}

@@ -1,0 +1,3 @@
+module github.com/wsdriver/websocket
+
+go 1.24

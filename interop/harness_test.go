@@ -1,0 +1,332 @@
+package interop
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsdriver/websocket"
+)
+
+// peerResult is a peer's verdict on one case.
+type peerResult struct {
+	Case   string `json:"case"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// peer is one column pair of the matrix: a WebSocket implementation that
+// has a client, and maybe a server.
+type peer interface {
+	Name() string  // subtest name
+	Title() string // column label
+	// Setup checks that the peer can run here and learns its version.
+	Setup(t *testing.T) error
+	Version() string
+	Can(Capability) bool
+	HasServer() bool
+	// RunClient runs the cases in order with the peer's client against our
+	// server and returns when the client is done.
+	RunClient(ctx context.Context, t *testing.T, srv *ourServer, cases []Case, report func(peerResult)) error
+	// StartServer starts the peer's server; its base URL is ws://host:port,
+	// a case is at /KIND/NAME.
+	StartServer(ctx context.Context, t *testing.T, report func(peerResult)) (base string, stop func(), err error)
+}
+
+// peers lists the matrix's columns, in order.
+func peers() []peer {
+	return []peer{
+		&browserPeer{},
+		nodePeer(),
+		pythonPeer(),
+		&goPeer{lib: gorillaLib{}},
+		&goPeer{lib: coderLib{}},
+	}
+}
+
+// Directions of a cell.
+const (
+	dirOurServer = "our server" // the peer's client against our server
+	dirOurClient = "our client" // our client against the peer's server
+)
+
+// inCI reports whether a missing peer must fail the run instead of
+// skipping it.
+func inCI() bool { return os.Getenv("CI") != "" }
+
+func TestInterop(t *testing.T) {
+	for _, p := range peers() {
+		t.Run(p.Name(), func(t *testing.T) {
+			if err := p.Setup(t); err != nil {
+				if inCI() {
+					t.Fatalf("%s is not available (CI requires every peer; run scripts/install-deps.sh): %v", p.Title(), err)
+				}
+				t.Skipf("%s is not available: %v", p.Title(), err)
+			}
+			theMatrix.addPeer(p)
+			t.Run("our-server", func(t *testing.T) { testOurServer(t, p) })
+			if p.HasServer() {
+				t.Run("our-client", func(t *testing.T) { testOurClient(t, p) })
+			}
+		})
+	}
+}
+
+// applicable splits the cases into those the peer can run and those it
+// cannot, which become n/a cells.
+func applicable(t *testing.T, p peer, dir string) []Case {
+	var run []Case
+	for _, c := range allCases() {
+		if c.Needs != "" && !p.Can(c.Needs) {
+			theMatrix.set(p, dir, c, cell{status: statusNA, detail: fmt.Sprintf("%s cannot %s", p.Title(), c.Needs)})
+			continue
+		}
+		run = append(run, c)
+	}
+	return run
+}
+
+func testOurServer(t *testing.T, p peer) {
+	cases := applicable(t, p, dirOurServer)
+	reports := newReportBox(cases)
+	srv := newOurServer(t, cases, reports.put)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout(cases))
+	defer cancel()
+	runErr := p.RunClient(ctx, t, srv, cases, reports.put)
+	for _, c := range cases {
+		ours := srv.result(c.Name, 5*time.Second)
+		peerRes := reports.get(c.Name, 5*time.Second)
+		record(t, p, dirOurServer, c, ours, peerRes, runErr)
+	}
+}
+
+func testOurClient(t *testing.T, p peer) {
+	cases := applicable(t, p, dirOurClient)
+	reports := newReportBox(cases)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout(cases))
+	defer cancel()
+	base, stop, err := p.StartServer(ctx, t, reports.put)
+	if err != nil {
+		for _, c := range cases {
+			record(t, p, dirOurClient, c, err, peerResult{}, err)
+		}
+		return
+	}
+	defer stop()
+	for _, c := range cases {
+		ours := runOurClient(ctx, base, c)
+		peerRes := reports.get(c.Name, 15*time.Second)
+		record(t, p, dirOurClient, c, ours, peerRes, nil)
+	}
+}
+
+// runTimeout bounds a whole column.
+func runTimeout(cases []Case) time.Duration {
+	return time.Duration(len(cases)) * caseTimeout / 3
+}
+
+// record combines our verdict and the peer's into the cell, reported as a
+// subtest so that a failure names its cell.
+func record(t *testing.T, p peer, dir string, c Case, ours error, pr peerResult, runErr error) {
+	var problems []string
+	if ours != nil {
+		problems = append(problems, "ours: "+ours.Error())
+	}
+	switch {
+	case pr.Case == "":
+		msg := "peer: no report"
+		if runErr != nil {
+			msg += " (" + runErr.Error() + ")"
+		}
+		problems = append(problems, msg)
+	case !pr.OK:
+		problems = append(problems, "peer: "+pr.Detail)
+	}
+	ce := cell{status: statusPass, detail: pr.Detail}
+	if len(problems) > 0 {
+		ce = cell{status: statusFail, detail: strings.Join(problems, "; ")}
+	}
+	theMatrix.set(p, dir, c, ce)
+	t.Run(c.Name, func(t *testing.T) {
+		if ce.status == statusFail {
+			t.Errorf("%s, %s, %s: %s", p.Title(), dir, c.Title, ce.detail)
+		}
+	})
+}
+
+// reportBox holds the peer's verdicts by case.
+type reportBox struct {
+	mu sync.Mutex
+	ch map[string]chan peerResult
+}
+
+func newReportBox(cases []Case) *reportBox {
+	b := &reportBox{ch: make(map[string]chan peerResult)}
+	for _, c := range cases {
+		b.ch[c.Name] = make(chan peerResult, 1)
+	}
+	return b
+}
+
+func (b *reportBox) put(r peerResult) {
+	b.mu.Lock()
+	ch, ok := b.ch[r.Case]
+	b.mu.Unlock()
+	if !ok {
+		return
+	}
+	select {
+	case ch <- r:
+	default: // a second verdict for a case is ignored; the first one counts
+	}
+}
+
+func (b *reportBox) get(name string, wait time.Duration) peerResult {
+	b.mu.Lock()
+	ch := b.ch[name]
+	b.mu.Unlock()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		return r
+	case <-timer.C:
+		return peerResult{}
+	}
+}
+
+//go:embed browser/page.html
+var browserPage []byte
+
+// ourServer is our server for one column: /case/NAME runs a case; the
+// other paths serve the browser page and collect its verdicts.
+type ourServer struct {
+	srv      *httptest.Server
+	cases    map[string]Case
+	caseList []Case
+	ours     map[string]chan error
+
+	// For the browser peer, which reports over HTTP.
+	report    func(peerResult)
+	userAgent chan string
+	done      chan struct{}
+	doneOnce  sync.Once
+}
+
+type connKey struct{}
+
+func newOurServer(t *testing.T, cases []Case, report func(peerResult)) *ourServer {
+	s := &ourServer{
+		report:    report,
+		cases:     make(map[string]Case),
+		caseList:  cases,
+		ours:      make(map[string]chan error),
+		userAgent: make(chan string, 1),
+		done:      make(chan struct{}),
+	}
+	for _, c := range cases {
+		s.cases[c.Name] = c
+		s.ours[c.Name] = make(chan error, 1)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /case/{name}", s.handleCase)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(browserPage)
+	})
+	mux.HandleFunc("GET /cases", func(w http.ResponseWriter, r *http.Request) {
+		type item struct {
+			Name string `json:"name"`
+			Kind Kind   `json:"kind"`
+		}
+		var list []item
+		for _, c := range s.caseList {
+			list = append(list, item{c.Name, c.Kind})
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(list)
+	})
+	mux.HandleFunc("POST /result", func(w http.ResponseWriter, r *http.Request) {
+		var res peerResult
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&res); err == nil {
+			s.report(res)
+		}
+	})
+	mux.HandleFunc("POST /hello", func(w http.ResponseWriter, r *http.Request) {
+		var hello struct {
+			UserAgent string `json:"userAgent"`
+		}
+		json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&hello)
+		select {
+		case s.userAgent <- hello.UserAgent:
+		default:
+		}
+	})
+	mux.HandleFunc("POST /done", func(w http.ResponseWriter, r *http.Request) {
+		s.doneOnce.Do(func() { close(s.done) })
+	})
+	s.srv = httptest.NewUnstartedServer(mux)
+	s.srv.Listener = sniffListener{s.srv.Listener}
+	s.srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, c)
+	}
+	s.srv.Start()
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// addr is host:port of the server.
+func (s *ourServer) addr() string { return s.srv.Listener.Addr().String() }
+
+func (s *ourServer) handleCase(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	c, ok := s.cases[name]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	sn, _ := r.Context().Value(connKey{}).(*sniffConn)
+	if sn == nil {
+		s.setResult(name, fmt.Errorf("internal: connection %T is not sniffed", r.Context().Value(connKey{})))
+		http.Error(w, "not sniffed", http.StatusInternalServerError)
+		return
+	}
+	sn.startServer()
+	conn, err := websocket.Accept(w, r, ourServerOptions(c))
+	if err != nil {
+		s.setResult(name, fmt.Errorf("Accept: %w", err))
+		return
+	}
+	defer conn.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
+	defer cancel()
+	s.setResult(name, runCase(newOurConn(ctx, conn, sn), c))
+}
+
+func (s *ourServer) setResult(name string, err error) {
+	select {
+	case s.ours[name] <- err:
+	default:
+	}
+}
+
+// result is our verdict on the case, once the connection for it ended.
+func (s *ourServer) result(name string, wait time.Duration) error {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case err := <-s.ours[name]:
+		return err
+	case <-timer.C:
+		return fmt.Errorf("the peer never ran the case (no connection to /case/%s)", name)
+	}
+}

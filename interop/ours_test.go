@@ -1,0 +1,329 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wsdriver/websocket"
+)
+
+// caseTimeout bounds one case on our side; the 16 MiB cases under the race
+// detector on a busy machine are the slowest.
+const caseTimeout = 90 * time.Second
+
+// closeTimeout bounds our closing handshakes.
+const closeTimeout = 10 * time.Second
+
+// ourServerOptions is the configuration of our server for a case.
+func ourServerOptions(Case) *websocket.ServerOptions {
+	return &websocket.ServerOptions{
+		MaxLength:    maxCaseSize(),
+		Protocols:    ourProtocols,
+		CloseTimeout: closeTimeout,
+	}
+}
+
+// ourClientOptions is the configuration of our client for a case.
+func ourClientOptions(c Case) *websocket.ClientOptions {
+	o := &websocket.ClientOptions{
+		MaxLength:    maxCaseSize(),
+		CloseTimeout: closeTimeout,
+	}
+	if c.Kind == KindSubprotocol {
+		o.Protocols = offeredProtocols
+	}
+	return o
+}
+
+// ourConn is our side of one case's connection.
+type ourConn struct {
+	ctx   context.Context
+	c     *websocket.Conn
+	sniff *sniffConn
+	pings chan []byte // payloads given to OnPing
+	pongs chan []byte // payloads given to OnPong
+}
+
+func newOurConn(ctx context.Context, c *websocket.Conn, sn *sniffConn) *ourConn {
+	oc := &ourConn{ctx: ctx, c: c, sniff: sn, pings: make(chan []byte, 16), pongs: make(chan []byte, 16)}
+	keep := func(ch chan []byte) func([]byte) {
+		return func(p []byte) {
+			select {
+			case ch <- bytes.Clone(p):
+			default:
+			}
+		}
+	}
+	c.OnPing(keep(oc.pings))
+	c.OnPong(keep(oc.pongs))
+	return oc
+}
+
+// runCase runs our half of c on an open connection. A failure closes the
+// connection with 4000 so that the peer stops waiting too.
+func runCase(oc *ourConn, c Case) error {
+	err := c.run(oc, c)
+	if err != nil && oc.c.ReadyState() == websocket.Open {
+		reason := err.Error()
+		if len(reason) > 100 {
+			reason = reason[:100]
+		}
+		reason = strings.ToValidUTF8(reason, "?")
+		oc.c.Close(4000, reason)
+	}
+	return err
+}
+
+// runPayload sends the case's payload, then checks the peer's digest of
+// what it received and the echo it sent back, byte for byte.
+func runPayload(oc *ourConn, c Case) error {
+	p := c.payload()
+	if c.Fragment {
+		w, err := oc.c.NextWriter(oc.ctx, c.Type)
+		if err != nil {
+			return fmt.Errorf("NextWriter: %w", err)
+		}
+		for i, off := 0, 0; off < len(p); i++ {
+			n := min(fragmentSizes[i%len(fragmentSizes)], len(p)-off)
+			if _, err := w.Write(p[off : off+n]); err != nil {
+				return fmt.Errorf("fragment write: %w", err)
+			}
+			off += n
+		}
+		if err := w.Close(); err != nil {
+			return fmt.Errorf("closing the message writer: %w", err)
+		}
+		if n := oc.sniff.out.count(opContinuation); n == 0 {
+			return errors.New("our NextWriter sent the message as a single frame")
+		}
+	} else if err := oc.c.Write(oc.ctx, c.Type, p); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+
+	typ, got, err := oc.c.Read(oc.ctx)
+	if err != nil {
+		return fmt.Errorf("reading the peer's digest: %w", err)
+	}
+	if err := checkDigest(typ, got, c.Type, p); err != nil {
+		return err
+	}
+	typ, got, err = oc.c.Read(oc.ctx)
+	if err != nil {
+		return fmt.Errorf("reading the echo: %w", err)
+	}
+	if typ != c.Type {
+		return fmt.Errorf("echo is %s, want %s", typ, c.Type)
+	}
+	if err := sameBytes("echo", got, p); err != nil {
+		return err
+	}
+	if c.Kind == KindEchoFragmented {
+		if n := oc.sniff.in.count(opContinuation); n == 0 {
+			return errors.New("the peer's echo arrived as a single frame, want fragments")
+		}
+	}
+	return closeNormal(oc)
+}
+
+// checkDigest checks the peer's "digest TYPE LEN SHA256HEX" message: what
+// the peer received, as its own API saw it.
+func checkDigest(typ websocket.MessageType, msg []byte, wantType websocket.MessageType, want []byte) error {
+	if typ != websocket.TextMessage {
+		return fmt.Errorf("digest message is %s, want text", typ)
+	}
+	f := strings.Fields(string(msg))
+	if len(f) != 4 || f[0] != "digest" {
+		return fmt.Errorf("want a digest message, got %.80q", msg)
+	}
+	sum := sha256.Sum256(want)
+	if f[1] != wantType.String() || f[2] != strconv.Itoa(len(want)) || f[3] != hex.EncodeToString(sum[:]) {
+		return fmt.Errorf("peer received %s of %s bytes with sha256 %s; we sent %s of %d bytes with sha256 %x",
+			f[1], f[2], f[3], wantType, len(want), sum)
+	}
+	return nil
+}
+
+// sameBytes describes the first difference between got and want.
+func sameBytes(what string, got, want []byte) error {
+	if bytes.Equal(got, want) {
+		return nil
+	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	return fmt.Errorf("%s differs: %d bytes, want %d; first difference at offset %d", what, len(got), len(want), i)
+}
+
+// closeNormal ends a case that went well with 1000 and checks that the
+// closing handshake completed.
+func closeNormal(oc *ourConn) error {
+	return closeAndCheck(oc, websocket.StatusNormalClosure, "")
+}
+
+// closeAndCheck closes with code and reason, then checks that the peer
+// answered with a close frame (Close itself gives up silently after the
+// close timeout).
+func closeAndCheck(oc *ourConn, code websocket.StatusCode, reason string) error {
+	if err := oc.c.Close(code, reason); err != nil {
+		return fmt.Errorf("Close(%d): %w", code, err)
+	}
+	select {
+	case <-oc.c.Done():
+	case <-oc.ctx.Done():
+		return errors.New("connection not done after Close")
+	}
+	var ce *websocket.CloseError
+	if err := oc.c.Err(); !errors.As(err, &ce) || ce.Code == websocket.StatusAbnormalClosure {
+		return fmt.Errorf("closing handshake did not complete: %v", err)
+	}
+	if oc.sniff.in.count(opClose) == 0 {
+		return errors.New("no close frame came back from the peer")
+	}
+	return nil
+}
+
+// readUntilClosed reads (and drops) messages until the connection ends and
+// returns that error.
+func readUntilClosed(oc *ourConn) error {
+	for {
+		if _, _, err := oc.c.Read(oc.ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// runPingFromPeer waits for the peer's report that its ping was answered,
+// and checks on the wire that our pong carried the ping's payload.
+func runPingFromPeer(oc *ourConn, _ Case) error {
+	typ, msg, err := oc.c.Read(oc.ctx)
+	if err != nil {
+		return fmt.Errorf("waiting for the peer's pong-ok: %w", err)
+	}
+	f := strings.Fields(string(msg))
+	if typ != websocket.TextMessage || len(f) < 1 || len(f) > 2 || f[0] != "pong-ok" {
+		return fmt.Errorf("want pong-ok, got %s %.80q", typ, msg)
+	}
+	pings, pongs := oc.sniff.in.controls(opPing), oc.sniff.out.controls(opPong)
+	if len(pings) == 0 {
+		return errors.New("no ping frame arrived from the peer")
+	}
+	if len(pongs) < len(pings) {
+		return fmt.Errorf("%d pings arrived, we sent %d pongs", len(pings), len(pongs))
+	}
+	for i := range pings {
+		if !bytes.Equal(pings[i], pongs[i]) {
+			return fmt.Errorf("ping %d carried %q, our pong %q", i, pings[i], pongs[i])
+		}
+	}
+	if len(f) == 2 {
+		want, err := hex.DecodeString(f[1])
+		if err != nil || !bytes.Equal(want, pings[len(pings)-1]) {
+			return fmt.Errorf("peer says it pinged with %s, the wire carried %q", f[1], pings[len(pings)-1])
+		}
+	}
+	select {
+	case p := <-oc.pings:
+		if !bytes.Equal(p, pings[0]) {
+			return fmt.Errorf("OnPing got %q, the wire carried %q", p, pings[0])
+		}
+	default:
+		return errors.New("OnPing was not called")
+	}
+	return closeNormal(oc)
+}
+
+// runPingFromUs pings while a reader runs, and waits for OnPong with our
+// payload.
+func runPingFromUs(oc *ourConn, _ Case) error {
+	readErr := make(chan error, 1)
+	go func() { readErr <- readUntilClosed(oc) }()
+	if err := oc.c.Ping(ourPing); err != nil {
+		return fmt.Errorf("Ping: %w", err)
+	}
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	select {
+	case p := <-oc.pongs:
+		if !bytes.Equal(p, ourPing) {
+			return fmt.Errorf("pong carried %q, want %q", p, ourPing)
+		}
+	case err := <-readErr:
+		return fmt.Errorf("connection ended before the pong: %w", err)
+	case <-timer.C:
+		return errors.New("no pong within 10s")
+	}
+	if err := closeNormal(oc); err != nil {
+		return err
+	}
+	<-readErr
+	return nil
+}
+
+// runSubprotocol checks the protocol both sides agreed on.
+func runSubprotocol(oc *ourConn, _ Case) error {
+	if p := oc.c.Protocol(); p != expectedProtocol {
+		return fmt.Errorf("our Protocol() is %q, want %q", p, expectedProtocol)
+	}
+	typ, msg, err := oc.c.Read(oc.ctx)
+	if err != nil {
+		return fmt.Errorf("waiting for the peer's protocol message: %w", err)
+	}
+	if want := "protocol " + expectedProtocol; typ != websocket.TextMessage || string(msg) != want {
+		return fmt.Errorf("peer says %s %.80q, want %q", typ, msg, want)
+	}
+	return closeNormal(oc)
+}
+
+// runCloseFromUs closes with a code and a reason; the peer checks them.
+func runCloseFromUs(oc *ourConn, _ Case) error {
+	return closeAndCheck(oc, closeFromUs.code, closeFromUs.reason)
+}
+
+// runCloseFromPeer checks the code and reason of the peer's close.
+func runCloseFromPeer(oc *ourConn, _ Case) error {
+	err := readUntilClosed(oc)
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) {
+		return fmt.Errorf("read ended with %v, want a close error", err)
+	}
+	if ce.Code != closeFromPeer.code || ce.Reason != closeFromPeer.reason {
+		return fmt.Errorf("got close %d %q, want %d %q", ce.Code, ce.Reason, closeFromPeer.code, closeFromPeer.reason)
+	}
+	if n := oc.sniff.out.count(opClose); n != 1 {
+		return fmt.Errorf("we sent %d close frames, want 1 (the echo)", n)
+	}
+	return nil
+}
+
+// runOurClient runs case c with our client against a peer's server at base
+// (ws://host:port); the peer learns the case from the path /KIND/NAME.
+func runOurClient(ctx context.Context, base string, c Case) error {
+	ctx, cancel := context.WithTimeout(ctx, caseTimeout)
+	defer cancel()
+	var sn *sniffConn
+	opts := ourClientOptions(c)
+	opts.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		sn = newClientSniff(nc)
+		return sn, nil
+	}
+	conn, _, err := websocket.Dial(ctx, base+"/"+string(c.Kind)+"/"+c.Name, opts)
+	if err != nil {
+		return fmt.Errorf("Dial: %w", err)
+	}
+	defer conn.CloseNow()
+	return runCase(newOurConn(ctx, conn, sn), c)
+}

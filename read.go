@@ -1,0 +1,306 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// readEvent returns the next event of the protocol core, reading from the
+// network as needed. Pings are answered and close frames handled here, for
+// every reading style. The caller holds readSem.
+func (c *Conn) readEvent(ctx context.Context) (event, error) {
+	for {
+		if c.rpos < c.rend {
+			n, ev, err := c.dec.parse(c.rbuf[c.rpos:c.rend])
+			c.rpos += n
+			if err != nil {
+				return event{}, c.failProtocol(err)
+			}
+			if ev.kind != eventNone {
+				return c.handleEvent(ev)
+			}
+		}
+		if err := c.fill(ctx); err != nil {
+			return event{}, err
+		}
+	}
+}
+
+// fill reads from the network into the (fully consumed) read buffer.
+func (c *Conn) fill(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return c.closeErr
+	default:
+	}
+	g, err := startIO(ctx, c.netConn.SetReadDeadline)
+	if err != nil {
+		return err
+	}
+	n, err := c.netConn.Read(c.rbuf)
+	err = g.end(err)
+	c.rpos, c.rend = 0, n
+	if n > 0 {
+		return nil // an error comes back on the next read
+	}
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return err // the connection is intact: the read can be retried
+	}
+	return c.failTransport(err)
+}
+
+// handleEvent applies the protocol's reactions to a control event and
+// returns the event for the reading style to surface.
+func (c *Conn) handleEvent(ev event) (event, error) {
+	switch ev.kind {
+	case eventPing:
+		c.writeControl(opPong, ev.data) // a failure surfaces on the next read or write
+		c.events.firePing(ev.data)
+	case eventPong:
+		c.events.firePong(ev.data)
+	case eventClose:
+		return event{}, c.receiveClose(ev.code, ev.reason)
+	}
+	return ev, nil
+}
+
+// receiveClose completes the closing handshake after the peer's close frame
+// (RFC 6455 §5.5.1, §7.1.2): echo it unless we sent ours first, let the TCP
+// connection go down, and report the peer's code and reason.
+func (c *Conn) receiveClose(code StatusCode, reason string) error {
+	c.closeMu.Lock()
+	reply := !c.closeSent
+	c.closeSent = true
+	c.closeRecv = true
+	c.closeMu.Unlock()
+	close(c.closeRecvCh)
+	c.state.CompareAndSwap(int32(Open), int32(Closing))
+	if reply {
+		var p [2]byte
+		c.writeControl(opClose, appendClosePayload(p[:0], code, ""))
+	}
+	ce := &CloseError{Code: code, Reason: reason}
+	c.linger()
+	c.finish(ce)
+	return ce
+}
+
+// failProtocol fails the connection after the peer broke the protocol
+// (RFC 6455 §7.1.7): send a close frame with the code the error carries,
+// then drop the TCP connection.
+func (c *Conn) failProtocol(err error) error {
+	var pe *ProtocolError
+	if !errors.As(err, &pe) {
+		pe = &ProtocolError{Code: StatusProtocolError, Reason: err.Error()}
+	}
+	c.closeMu.Lock()
+	send := !c.closeSent
+	c.closeSent = true
+	c.closeMu.Unlock()
+	c.state.CompareAndSwap(int32(Open), int32(Closing))
+	if send {
+		var p [maxControlPayload]byte
+		reason := pe.Reason
+		if len(reason) > maxControlPayload-2 {
+			reason = reason[:maxControlPayload-2]
+		}
+		c.writeControl(opClose, appendClosePayload(p[:0], pe.Code, reason))
+	}
+	c.events.fireError(pe)
+	c.linger()
+	c.finish(pe)
+	return pe
+}
+
+// failTransport ends the connection after the network failed or the peer
+// dropped TCP without the closing handshake: that is close code 1006.
+func (c *Conn) failTransport(err error) error {
+	c.finish(&CloseError{Code: StatusAbnormalClosure, Reason: err.Error()})
+	return c.closeErr
+}
+
+// Read returns the next data message in a new slice. Control frames are
+// handled on the way: pings answered, the closing handshake completed.
+// Once the connection is closed Read returns a *CloseError (or the
+// *ProtocolError that failed it). If ctx ends before a message starts to
+// arrive, Read returns ctx.Err() and the connection stays usable.
+func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	return c.ReadMessage(ctx, nil)
+}
+
+// ReadMessage is Read into a caller's buffer: the message is appended to
+// buf[:0], growing it if needed, and the result is returned. Reusing the
+// returned slice makes steady-state reading allocation-free. If ctx ends
+// while a message is partly read, the connection is dropped, since the rest
+// of the message could not be delivered.
+func (c *Conn) ReadMessage(ctx context.Context, buf []byte) (MessageType, []byte, error) {
+	if err := c.acquire(ctx, c.readSem); err != nil {
+		return 0, buf[:0], err
+	}
+	defer func() { <-c.readSem }()
+	return c.readMessage(ctx, buf[:0])
+}
+
+// readMessage assembles one data message. The caller holds readSem.
+func (c *Conn) readMessage(ctx context.Context, buf []byte) (MessageType, []byte, error) {
+	if err := c.skipPartial(ctx); err != nil {
+		return 0, buf, err
+	}
+	var typ MessageType
+	started := false
+	for {
+		ev, err := c.nextData(ctx, &buf, started)
+		if err != nil {
+			if started && ctx.Err() != nil {
+				c.CloseNow()
+			}
+			return 0, buf, err
+		}
+		if ev.kind != eventData {
+			continue
+		}
+		if ev.first {
+			typ = ev.typ
+			started = true
+		}
+		if ev.fin {
+			return typ, buf, nil
+		}
+	}
+}
+
+// nextData returns the next event, appending data payloads to *buf. When a
+// frame's payload is still to come and the read buffer is empty, it is read
+// straight into *buf, saving a copy for large messages.
+func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, error) {
+	if rem := c.dec.payloadRemaining(); rem > 0 && c.rpos == c.rend && started {
+		b := *buf
+		want := int(min(rem, 1<<20))
+		if cap(b)-len(b) < want {
+			b = append(b[:cap(b)], make([]byte, want)...)[:len(b)]
+		}
+		dst := b[len(b) : len(b)+want]
+		if err := c.fillDirect(ctx, dst, &b); err != nil {
+			return event{}, err
+		}
+		*buf = b
+		return c.lastDirect, nil
+	}
+	ev, err := c.readEvent(ctx)
+	if err == nil && ev.kind == eventData {
+		*buf = append(*buf, ev.data...)
+	}
+	return ev, err
+}
+
+// fillDirect reads payload bytes into dst (the free tail of *b) and runs
+// them through the decoder in place.
+func (c *Conn) fillDirect(ctx context.Context, dst []byte, b *[]byte) error {
+	g, err := startIO(ctx, c.netConn.SetReadDeadline)
+	if err != nil {
+		return err
+	}
+	n, err := c.netConn.Read(dst)
+	err = g.end(err)
+	if n == 0 {
+		if err == nil {
+			c.lastDirect = event{}
+			return nil
+		}
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return err
+		}
+		return c.failTransport(err)
+	}
+	used, ev, perr := c.dec.parse(dst[:n])
+	if perr != nil {
+		return c.failProtocol(perr)
+	}
+	_ = used // all n bytes are payload of the current frame
+	*b = (*b)[:len(*b)+n]
+	c.lastDirect = ev
+	return nil
+}
+
+// skipPartial discards the rest of a message that a previous NextReader
+// left unread.
+func (c *Conn) skipPartial(ctx context.Context) error {
+	for c.inMsg {
+		ev, err := c.readEvent(ctx)
+		if err != nil {
+			return err
+		}
+		if ev.kind == eventData && ev.fin {
+			c.inMsg = false
+		}
+	}
+	return nil
+}
+
+// NextReader returns the type of the next data message and a reader for its
+// payload, which streams it without holding it whole in memory. The reader
+// is valid until the next call to NextReader, Read or ReadMessage, which
+// discard whatever of it was not read. ctx bounds the wait for the message
+// to start; the reader's Read calls are not bounded by it.
+func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
+	if err := c.acquire(ctx, c.readSem); err != nil {
+		return 0, nil, err
+	}
+	defer func() { <-c.readSem }()
+	if err := c.skipPartial(ctx); err != nil {
+		return 0, nil, err
+	}
+	for {
+		ev, err := c.readEvent(ctx)
+		if err != nil {
+			return 0, nil, err
+		}
+		if ev.kind != eventData {
+			continue
+		}
+		c.msgRead.chunk = ev.data
+		c.msgRead.eof = ev.fin
+		c.inMsg = !ev.fin
+		return ev.typ, &c.msgRead, nil
+	}
+}
+
+// messageReader streams one message for NextReader.
+type messageReader struct {
+	c     *Conn
+	chunk []byte // unread part of the last payload chunk (aliases rbuf)
+	eof   bool
+}
+
+// Read reads payload bytes of the message; it returns io.EOF at its end.
+func (r *messageReader) Read(p []byte) (int, error) {
+	c := r.c
+	if err := c.acquire(context.Background(), c.readSem); err != nil {
+		return 0, err
+	}
+	defer func() { <-c.readSem }()
+	for len(r.chunk) == 0 {
+		if r.eof || !c.inMsg {
+			return 0, io.EOF
+		}
+		ev, err := c.readEvent(context.Background())
+		if err != nil {
+			return 0, err
+		}
+		if ev.kind != eventData {
+			continue
+		}
+		r.chunk = ev.data
+		if ev.fin {
+			r.eof = true
+			c.inMsg = false
+		}
+	}
+	n := copy(p, r.chunk)
+	r.chunk = r.chunk[n:]
+	return n, nil
+}

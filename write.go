@@ -1,0 +1,262 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Write buffers are pooled, not owned by connections, so an idle
+// connection holds none.
+const (
+	smallWriteBuf = 4096 + maxHeaderSize
+	largeWriteBuf = 64<<10 + maxHeaderSize
+)
+
+var (
+	smallWritePool = sync.Pool{New: func() any { b := make([]byte, 0, smallWriteBuf); return &b }}
+	largeWritePool = sync.Pool{New: func() any { b := make([]byte, 0, largeWriteBuf); return &b }}
+)
+
+func checkMessageType(typ MessageType) error {
+	if typ != TextMessage && typ != BinaryMessage {
+		return fmt.Errorf("websocket: invalid message type %d", typ)
+	}
+	return nil
+}
+
+// Write sends p as one message of type typ. It waits for any message being
+// written by another goroutine to finish first. If ctx ends during the
+// write, the connection is dropped: a frame cut in the middle cannot be
+// recovered.
+func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
+	if err := checkMessageType(typ); err != nil {
+		return err
+	}
+	if err := c.acquire(ctx, c.msgSem); err != nil {
+		return err
+	}
+	defer func() { <-c.msgSem }()
+	if c.ReadyState() != Open {
+		return ErrClosed
+	}
+	return c.writeFrame(ctx, true, 0, opcode(typ), p)
+}
+
+// writeControl sends a control frame, bounded by the close timeout so that a
+// peer that stops reading cannot hold the reading goroutine forever.
+func (c *Conn) writeControl(op opcode, p []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.closeTimeout)
+	defer cancel()
+	return c.writeFrame(ctx, true, 0, op, p)
+}
+
+// writeFrame writes one frame whole. A failed write leaves the stream in an
+// unknown state, so it ends the connection.
+func (c *Conn) writeFrame(ctx context.Context, fin bool, rsv uint8, op opcode, p []byte) error {
+	c.frameMu.Lock()
+	defer c.frameMu.Unlock()
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	g, err := startIO(ctx, c.netConn.SetWriteDeadline)
+	if err != nil {
+		return err
+	}
+	err = g.end(c.writeFrameLocked(fin, rsv, op, p))
+	if err != nil {
+		c.writeErr = err
+		c.finish(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error()})
+	}
+	return err
+}
+
+func (c *Conn) writeFrameLocked(fin bool, rsv uint8, op opcode, p []byte) error {
+	pool := &smallWritePool
+	if len(p) > smallWriteBuf-maxHeaderSize {
+		pool = &largeWritePool
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
+	b := (*bp)[:0]
+
+	if !c.client {
+		b = appendFrameHeader(b, fin, rsv, op, int64(len(p)), false, [4]byte{})
+		if len(p) <= cap(b)-len(b) {
+			_, err := c.netConn.Write(append(b, p...))
+			return err
+		}
+		// Header and payload go out in one writev, without copying.
+		c.bufArr = [2][]byte{b, p}
+		c.bufs = c.bufArr[:]
+		_, err := c.bufs.WriteTo(c.netConn)
+		c.bufArr = [2][]byte{}
+		return err
+	}
+
+	// A client masks a copy of the payload, one buffer at a time.
+	key := newMaskKey()
+	b = appendFrameHeader(b, fin, rsv, op, int64(len(p)), true, key)
+	pos := 0
+	for {
+		n := min(len(p), cap(b)-len(b))
+		start := len(b)
+		b = append(b, p[:n]...)
+		pos = maskBytes(key, pos, b[start:])
+		p = p[n:]
+		if _, err := c.netConn.Write(b); err != nil {
+			return err
+		}
+		if len(p) == 0 {
+			return nil
+		}
+		b = b[:0]
+	}
+}
+
+// NextWriter returns a writer for one message of type typ. Written bytes are
+// buffered and sent as fragments; Close sends the last fragment. No other
+// message can be sent until the writer is closed (control frames can). ctx
+// bounds the whole message.
+func (c *Conn) NextWriter(ctx context.Context, typ MessageType) (*MessageWriter, error) {
+	if err := checkMessageType(typ); err != nil {
+		return nil, err
+	}
+	if err := c.acquire(ctx, c.msgSem); err != nil {
+		return nil, err
+	}
+	if c.ReadyState() != Open {
+		<-c.msgSem
+		return nil, ErrClosed
+	}
+	w := &c.msgWrite
+	w.ctx = ctx
+	w.op = opcode(typ)
+	w.closed = false
+	w.err = nil
+	w.bp = smallWritePool.Get().(*[]byte)
+	w.buf = (*w.bp)[:0]
+	return w, nil
+}
+
+// MessageWriter writes one message as a stream (see NextWriter). It
+// implements io.WriteCloser.
+type MessageWriter struct {
+	c      *Conn
+	ctx    context.Context
+	op     opcode // opcode of the next fragment: the type, then continuation
+	bp     *[]byte
+	buf    []byte
+	closed bool
+	err    error
+}
+
+// messageWriter is the embedded writer a connection reuses for NextWriter.
+type messageWriter = MessageWriter
+
+// fragmentSize is how much a MessageWriter buffers before it sends a
+// fragment.
+const fragmentSize = smallWriteBuf - maxHeaderSize
+
+// Write buffers p, sending full fragments as the buffer fills.
+func (w *MessageWriter) Write(p []byte) (int, error) {
+	if w.closed {
+		return 0, errors.New("websocket: write to a closed message writer")
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	n := 0
+	for len(p) > 0 {
+		if len(w.buf) == fragmentSize {
+			if err := w.flush(false); err != nil {
+				return n, err
+			}
+		}
+		k := copy(w.buf[len(w.buf):fragmentSize], p)
+		w.buf = w.buf[:len(w.buf)+k]
+		p = p[k:]
+		n += k
+	}
+	return n, nil
+}
+
+func (w *MessageWriter) flush(fin bool) error {
+	err := w.c.writeFrame(w.ctx, fin, 0, w.op, w.buf)
+	w.op = opContinuation
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+// Close sends what is buffered as the message's final fragment and lets the
+// next message be written.
+func (w *MessageWriter) Close() error {
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	err := w.err
+	if err == nil {
+		err = w.flush(true)
+	}
+	*w.bp = w.buf[:0]
+	smallWritePool.Put(w.bp)
+	w.bp, w.buf = nil, nil
+	<-w.c.msgSem
+	return err
+}
+
+// PreparedMessage is a message encoded once to be written to many
+// connections, for broadcast. A server writes its frame bytes as they are;
+// a client, which must mask every frame with a fresh key, encodes it anew.
+type PreparedMessage struct {
+	typ   MessageType
+	data  []byte
+	frame []byte // the unmasked frame, as a server sends it
+}
+
+// NewPreparedMessage encodes data as one message of type typ. data must not
+// be modified afterwards.
+func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) {
+	if err := checkMessageType(typ); err != nil {
+		return nil, err
+	}
+	return &PreparedMessage{
+		typ:   typ,
+		data:  data,
+		frame: appendFrame(nil, true, 0, opcode(typ), data, false),
+	}, nil
+}
+
+// WritePrepared sends pm, like Write.
+func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
+	if c.client {
+		return c.Write(ctx, pm.typ, pm.data)
+	}
+	if err := c.acquire(ctx, c.msgSem); err != nil {
+		return err
+	}
+	defer func() { <-c.msgSem }()
+	if c.ReadyState() != Open {
+		return ErrClosed
+	}
+	c.frameMu.Lock()
+	defer c.frameMu.Unlock()
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	g, err := startIO(ctx, c.netConn.SetWriteDeadline)
+	if err != nil {
+		return err
+	}
+	_, err = c.netConn.Write(pm.frame)
+	if err = g.end(err); err != nil {
+		c.writeErr = err
+		c.finish(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error()})
+	}
+	return err
+}
