@@ -286,8 +286,16 @@ func (g *ioGuard) end(err error) error {
 		<-g.fired // the deadline was moved; wait so the reset below wins
 	}
 	g.set(time.Time{})
-	if err != nil && g.ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return g.ctx.Err()
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	if cerr := g.ctx.Err(); cerr != nil {
+		return cerr
+	}
+	// The connection's deadline and the context's timer expire together;
+	// the timer may not have marked the context yet.
+	if dl, ok := g.ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
 	return err
 }

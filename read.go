@@ -47,7 +47,7 @@ func (c *Conn) fill(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+	if isContextErr(err) {
 		return err // the connection is intact: the read can be retried
 	}
 	return c.failTransport(err)
@@ -155,7 +155,7 @@ func (c *Conn) readMessage(ctx context.Context, buf []byte) (MessageType, []byte
 	for {
 		ev, err := c.nextData(ctx, &buf, started)
 		if err != nil {
-			if started && ctx.Err() != nil {
+			if started && isContextErr(err) {
 				c.CloseNow()
 			}
 			return 0, buf, err
@@ -211,7 +211,7 @@ func (c *Conn) fillDirect(ctx context.Context, dst []byte, b *[]byte) error {
 			c.lastDirect = event{}
 			return nil
 		}
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		if isContextErr(err) {
 			return err
 		}
 		return c.failTransport(err)
@@ -303,4 +303,11 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	n := copy(p, r.chunk)
 	r.chunk = r.chunk[n:]
 	return n, nil
+}
+
+// isContextErr reports whether err is a context's error, which the read
+// functions return when the caller's context ended; the network connection
+// never returns one.
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }

@@ -2,18 +2,23 @@ module github.com/wsdriver/websocket/bench
 
 go 1.26.0
 
-require github.com/wsdriver/websocket v0.0.0
+require (
+	github.com/coder/websocket v1.8.15
+	github.com/gobwas/ws v1.5.0
+	github.com/gorilla/websocket v1.5.3
+	github.com/lesismal/nbio v1.6.7
+	github.com/lxzan/gws v1.8.9
+	github.com/wsdriver/websocket v0.0.0
+	golang.org/x/image v0.47.0
+)
 
 require (
-	github.com/coder/websocket v1.8.15 // indirect
 	github.com/dolthub/maphash v0.1.0 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
-	github.com/gobwas/ws v1.5.0 // indirect
-	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/klauspost/compress v1.17.9 // indirect
-	github.com/lesismal/nbio v1.6.7 // indirect
-	github.com/lxzan/gws v1.8.9 // indirect
-	golang.org/x/image v0.47.0 // indirect
+	github.com/lesismal/llib v1.2.2 // indirect
+	golang.org/x/crypto v0.0.0-20210513122933-cd7d49e622d5 // indirect
+	golang.org/x/sys v0.49.0 // indirect
 )
 
 replace github.com/wsdriver/websocket => ..

@@ -94,7 +94,8 @@ type frameScanner struct {
 func (f *frameScanner) reset(inHeaders bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	*f = frameScanner{active: true, inHeaders: inHeaders}
+	f.active, f.inHeaders = true, inHeaders
+	f.tail, f.hdr, f.remaining, f.frames = nil, nil, 0, nil
 }
 
 func (f *frameScanner) feed(p []byte) {

@@ -43,5 +43,14 @@ func runServer(ctx context.Context, c config) error {
 			fmt.Println("gc")
 		}
 	}()
-	return s.Run(ctx, c.addr, mode)
+	// Some libraries keep serving after their listener closes; the process
+	// ends when asked to, whatever the server loop does.
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx, c.addr, mode) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		return nil
+	}
 }

@@ -198,7 +198,7 @@ func Targets(r *Results) []Target {
 		t := Target{Goal: "Steady state allocates nothing per message (allocs/op = 0 in read/write micro-benchmarks)"}
 		var checked, allocating []string
 		for _, m := range r.Micro {
-			if !m.HasMem || !readWriteBench.MatchString(m.Name) {
+			if !m.HasMem || !readWriteBench.MatchString(m.Name) || excluded.MatchString(m.Name) {
 				continue
 			}
 			checked = append(checked, m.Name)

@@ -16,6 +16,7 @@ import (
 type fakeConn struct {
 	msgs    chan string
 	block   chan struct{} // non-nil: writes wait for it (a slow consumer)
+	entered chan struct{} // a write started waiting on block
 	ended   chan struct{}
 	client  chan *Client
 	once    sync.Once
@@ -27,11 +28,13 @@ type fakeConn struct {
 }
 
 func newFake() *fakeConn {
-	return &fakeConn{msgs: make(chan string, 10000), ended: make(chan struct{}), client: make(chan *Client, 1)}
+	return &fakeConn{msgs: make(chan string, 10000), ended: make(chan struct{}), client: make(chan *Client, 1),
+		entered: make(chan struct{}, 10000)}
 }
 
 func (f *fakeConn) WriteText(ctx context.Context, p *Payload) error {
 	if f.block != nil {
+		f.entered <- struct{}{}
 		select {
 		case <-f.block:
 		case <-ctx.Done():

@@ -252,15 +252,22 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 		fast.say(fmt.Sprint(i))
 		fast.expect(fmt.Sprintf("fast: %d", i))
 	}
+	if h.Metrics.SlowConsumers.Load() != 1 {
+		t.Fatalf("slow consumer count = %d", h.Metrics.SlowConsumers.Load())
+	}
+	// The write in progress completes (the peer is slow, not stuck); then
+	// the close frame goes out instead of the dropped backlog.
+	close(f.block)
 	select {
 	case <-f.ended:
 	case <-time.After(5 * time.Second):
 		t.Fatal("slow consumer was not disconnected")
 	}
 	if code, reason := f.closeStatus(); code != ClosePolicyViolation || reason != "send queue overflow: client too slow" {
-		// The writer was blocked inside a write, so it may have given up
-		// with Abort instead; here it was not (no write timeout hit).
 		t.Fatalf("close = %d %q, want 1008 with the overflow reason", code, reason)
+	}
+	if n := len(f.msgs); n > 1 {
+		t.Fatalf("%d messages written to the dropped client after the overflow, want at most the one in flight", n)
 	}
 	fast.expect(" .... slow has left.")
 	if h.Metrics.SlowConsumers.Load() != 1 {
@@ -407,6 +414,7 @@ func TestShutdownBoundedByContext(t *testing.T) {
 	}
 	f.client <- c
 	c.Receive([]byte("x"))
+	<-f.entered
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := h.Shutdown(ctx); err != context.DeadlineExceeded {

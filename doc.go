@@ -1,0 +1,129 @@
+// Package websocket implements the WebSocket protocol (RFC 6455, version
+// 13), server and client, with the event-driven API of websocket-driver and
+// an idiomatic blocking API over one protocol core. It imports nothing but
+// the standard library.
+//
+// # Overview
+//
+// A server connection comes from an HTTP request, so it mounts on any
+// http.Handler: net/http's ServeMux, a router, any middleware. The seed's
+// echo server is:
+//
+//	http.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+//		ws := websocket.NewServer(w, r, nil)
+//		ws.OnMessage(func(m websocket.Message) { ws.Send(m.Data) })
+//		ws.Start()
+//	})
+//
+// Send picks the message type from its argument (a string is sent as text,
+// a []byte as binary); SendText and SendBinary say it outright. To echo the
+// type too, send m.Text() for text. A client is the mirror image:
+//
+//	ws := websocket.NewClient("ws://localhost:5000/echo", nil)
+//	ws.OnMessage(func(m websocket.Message) { fmt.Println("Got:", m.Text()) })
+//	ws.Send("Hi") // queued until the connection is open
+//	ws.Start()
+//
+// The blocking API suits code that prefers its own loops: Accept and Dial
+// return an open connection; Read, ReadMessage and NextReader receive,
+// Write and NextWriter send; all take a context.
+//
+//	c, err := websocket.Accept(w, r, nil)
+//	...
+//	for {
+//		typ, msg, err := c.ReadMessage(ctx, buf)
+//		if err != nil {
+//			return // a *CloseError once the peer closed
+//		}
+//		buf = msg
+//		c.Write(ctx, typ, msg)
+//	}
+//
+// ServerOptions and ClientOptions carry the seed's options: MaxLength
+// (default 0x3ffffff bytes; a larger message closes the connection with
+// 1009), Protocols (the seed's accept-protocols) and Header (the seed's
+// additional-headers), plus the origin policy, compression and timeouts.
+// Version, Protocol and ReadyState report what the seed's version, protocol
+// and ready-state do.
+//
+// # Events
+//
+// The handlers are OnOpen, OnMessage, OnClose, OnError, OnPing and OnPong.
+// Start (the seed's start-connection) sends the handshake, and then one
+// goroutine per connection reads it and calls the handlers, one at a time,
+// in the order things arrived. A handler may call any method of the
+// connection, including Send and Close, but while it runs no other event of
+// that connection is delivered and pings wait for their pong: keep handlers
+// short, and hand long work to another goroutine. Message.Data is reused
+// after OnMessage returns; copy it (or use Text) to keep it. OnClose is
+// called exactly once, last, with the close code and reason the peer sent,
+// 1006 if the TCP connection dropped without a close frame, or the code the
+// library failed the connection with after a protocol error (which OnError
+// reported first). Sends and pings made before the connection opens are
+// queued and go out, in order, when it does.
+//
+// # Concurrency
+//
+// Every sending method (Send, SendText, SendBinary, Ping, Write,
+// WritePrepared, NextWriter, Close, CloseNow) is safe to call from any
+// number of goroutines: whole messages go out one at a time, and control
+// frames (pings, pongs, close) may go between the fragments of a message
+// being streamed by a MessageWriter. Reading is for one goroutine at a time:
+// the event loop, or the code calling Read, ReadMessage, NextReader and the
+// reader it returns. Pings are answered, and the closing handshake is
+// completed, by whoever is reading, so a blocking-API user must keep
+// reading to see them.
+//
+// # Close
+//
+// Close(code, reason) starts the closing handshake: it sends a close frame,
+// waits for the peer's (at most CloseTimeout, default 5 s) and closes the
+// TCP connection; a server closes TCP first, a client waits for it, as RFC
+// 6455 §7.1.1 asks. When the peer starts it, its close frame is echoed the
+// same way. Reads then return a *CloseError holding the peer's code and
+// reason; CloseStatus(err) extracts the code. A peer that breaks the
+// protocol gets a close frame with the code RFC 6455 names (1002 for
+// framing errors, 1007 for invalid UTF-8, 1009 for a message over
+// MaxLength) and reads return a *ProtocolError with that code. CloseNow
+// drops the connection without a handshake. Close codes 1005, 1006 and 1015
+// are only ever reported, never sent.
+//
+// # Context
+//
+// A context passed to a read bounds the wait: if it ends before a message
+// starts to arrive, the read returns ctx.Err() and the connection is
+// unharmed, because the protocol core keeps every byte it has been given.
+// A context that ends in the middle of a message, or of a write, drops the
+// connection, since the stream can no longer be resumed.
+//
+// # Compression
+//
+// permessage-deflate (RFC 7692) is negotiated when CompressionOptions are
+// given on the server and offered by the client, or the other way round.
+// Without it every frame with a reserved bit set fails the connection with
+// 1002.
+//
+// # Origin and security
+//
+// Browsers let any page open a WebSocket to any server and send the user's
+// cookies with it. A server that authenticates by cookie must check where
+// the page came from, or another site can act as the user (cross-site
+// WebSocket hijacking). So a server accepts by default only a request with
+// no Origin header (not a browser) or with its own origin (the Origin's
+// host equals the request's Host); ServerOptions.OriginPatterns allows
+// more, and a refused origin gets 403 Forbidden. Received messages are
+// limited by MaxLength, checked against the length a frame announces before
+// its payload is read, so a peer cannot make the library buffer more.
+// Malformed handshakes get 400 (426 with Sec-WebSocket-Version: 13 for a
+// version other than 13, 405 for a method other than GET) with the reason in
+// the body; nothing a peer sends makes the library panic.
+//
+// # Design
+//
+// The protocol itself lives in a sans-I/O core: a decoder that is fed bytes
+// and reports events (data, ping, pong, close) while enforcing every rule of
+// RFC 6455, and encoders that turn calls into frame bytes. The core never
+// touches a socket. The net/http server side and the client dial are thin
+// transports around it, so tests and fuzzing drive the core with byte
+// slices, and other transports can feed the same core.
+package websocket

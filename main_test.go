@@ -1,0 +1,23 @@
+package websocket
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/wsdriver/websocket/internal/leakcheck"
+)
+
+// TestMain fails the run if any goroutine of the library outlives the
+// tests: every connection must end by itself.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := leakcheck.Check(10 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
