@@ -216,4 +216,3 @@ func checkOrigin(r *http.Request, patterns []string) error {
 	}
 	return fmt.Errorf("origin %q is not allowed; the server allows its own origin %q and OriginPatterns", origin, r.Host)
 }
-

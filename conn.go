@@ -99,15 +99,15 @@ type Conn struct {
 	state   atomic.Int32
 
 	// Reading: one reader at a time holds readSem.
-	readSem  chan struct{}
-	dec      decoder
-	rbuf     []byte
-	rpos     int
-	rend     int
-	inMsg    bool // a data message was partly returned by NextReader
-	msgRead  messageReader
+	readSem    chan struct{}
+	dec        decoder
+	rbuf       []byte
+	rpos       int
+	rend       int
+	inMsg      bool // a data message was partly returned by NextReader
+	msgRead    messageReader
 	lastDirect event // the event of the last payload read straight into a caller's buffer
-	eventing bool // Start's read loop owns the read side
+	eventing   bool  // Start's read loop owns the read side
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
@@ -246,17 +246,34 @@ func (c *Conn) linger() {
 	}
 }
 
-// startIO arms a deadline setter of the network connection with ctx: the
-// context's deadline becomes the connection's, and when ctx is cancelled the
-// deadline moves to the past so that a blocked call returns. The guard it
-// returns must be ended with end. A context that can never end costs
-// nothing.
-func startIO(ctx context.Context, setDeadline func(time.Time) error) (*ioGuard, error) {
+// deadlineKind says which deadline of the network connection an I/O guard
+// drives.
+type deadlineKind uint8
+
+const (
+	readDeadline deadlineKind = iota
+	writeDeadline
+	bothDeadlines
+)
+
+// startIO arms one of nc's deadlines with ctx: the context's deadline
+// becomes the connection's, and when ctx is cancelled the deadline moves to
+// the past so that a blocked call returns. The guard it returns must be
+// ended with end. A context that can never end costs nothing, not even an
+// allocation.
+func startIO(ctx context.Context, nc net.Conn, kind deadlineKind) (*ioGuard, error) {
 	if ctx.Done() == nil {
 		return nil, nil
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	setDeadline := nc.SetReadDeadline
+	switch kind {
+	case writeDeadline:
+		setDeadline = nc.SetWriteDeadline
+	case bothDeadlines:
+		setDeadline = nc.SetDeadline
 	}
 	g := &ioGuard{ctx: ctx, set: setDeadline, fired: make(chan struct{})}
 	if dl, ok := ctx.Deadline(); ok {

@@ -1,8 +1,5 @@
 package websocket
 
-// CompressionOptions is a placeholder until permessage-deflate lands.
-type CompressionOptions struct{}
-
 func (c *Conn) negotiateServerExtensions(offers []string, opts *CompressionOptions) (string, error) {
 	return "", nil
 }

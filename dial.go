@@ -131,7 +131,7 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 		nc = tc
 	}
 
-	g, err := startIO(ctx, nc.SetDeadline)
+	g, err := startIO(ctx, nc, bothDeadlines)
 	if err != nil {
 		return nil, err
 	}

@@ -168,7 +168,6 @@ type pendingSend struct {
 	data []byte
 }
 
-
 // Send sends v as a message: a string as text, a []byte as binary. Before
 // the connection is open the message is queued and sent once it opens, as
 // the seed's send does. Send is safe for concurrent use.

@@ -34,7 +34,7 @@ func (c *Conn) fill(ctx context.Context) error {
 		return c.closeErr
 	default:
 	}
-	g, err := startIO(ctx, c.netConn.SetReadDeadline)
+	g, err := startIO(ctx, c.netConn, readDeadline)
 	if err != nil {
 		return err
 	}
@@ -200,7 +200,7 @@ func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, 
 // fillDirect reads payload bytes into dst (the free tail of *b) and runs
 // them through the decoder in place.
 func (c *Conn) fillDirect(ctx context.Context, dst []byte, b *[]byte) error {
-	g, err := startIO(ctx, c.netConn.SetReadDeadline)
+	g, err := startIO(ctx, c.netConn, readDeadline)
 	if err != nil {
 		return err
 	}

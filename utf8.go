@@ -39,6 +39,8 @@ func (v *utf8Validator) feed(p []byte) bool {
 		v.lo, v.hi = 0x80, 0xBF
 	}
 
+	// Dropping the capacity saves recomputing it at every reslice below.
+	p = p[:len(p):len(p)]
 	const hiBits = 0x8080808080808080
 	le := binary.LittleEndian
 	for len(p) > 0 {
@@ -61,27 +63,30 @@ func (v *utf8Validator) feed(p []byte) bool {
 			continue
 		}
 
-		// Lead bytes from 0xC0 up: low 2 bits give the number of continuation
-		// bytes (0 = never valid: C0, C1 start only overlongs, F5.. are out of
-		// range), high nibble picks the range of the first continuation byte,
-		// narrowed after E0 (overlongs), ED (surrogates), F0 (overlongs) and
-		// F4 (above U+10FFFF). Bytes 0x80..0xBF cannot start a character.
+		// Lead bytes from 0xC0 up, indexed by their low 6 bits: needs gives
+		// the number of continuation bytes (0 = never valid: C0 and C1 only
+		// start overlongs, F5 and above are out of range), los and his the
+		// range of the first continuation byte, narrowed after E0 (overlongs),
+		// ED (surrogates), F0 (overlongs) and F4 (above U+10FFFF). Separate
+		// tables keep the three loads independent of each other.
 		const (
-			leads = "\x00\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01" + // C0..CF
+			needs = "\x00\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01" + // C0..CF
 				"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01" + // D0..DF
-				"\x12\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x22\x02\x02" + // E0..EF
-				"\x33\x03\x03\x03\x43\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" // F0..FF
-			los = "\x80\xa0\x80\x90\x80\x80\x80\x80"
-			his = "\xbf\xbf\x9f\xbf\x8f\xbf\xbf\xbf"
+				"\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02" + // E0..EF
+				"\x03\x03\x03\x03\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" // F0..FF
+			los = "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80" +
+				"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80" +
+				"\xa0\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80" +
+				"\x90\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80"
+			his = "\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf" +
+				"\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf" +
+				"\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\x9f\xbf\xbf" +
+				"\xbf\xbf\xbf\xbf\x8f\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf\xbf"
 		)
-		if c < 0xC0 {
-			v.bad = true
-			return false
-		}
-		x := leads[c&0x3F]
-		need := int(x & 3)
-		lo, hi := los[x>>4&7], his[x>>4&7]
-		if need == 0 {
+		// Bytes 0x80..0xBF are continuation bytes and cannot start a character.
+		need := int(needs[c&0x3F])
+		lo, hi := los[c&0x3F], his[c&0x3F]
+		if c < 0xC0 || need == 0 {
 			v.bad = true
 			return false
 		}

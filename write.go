@@ -60,7 +60,7 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, rsv uint8, op opcode, p
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	g, err := startIO(ctx, c.netConn.SetWriteDeadline)
+	g, err := startIO(ctx, c.netConn, writeDeadline)
 	if err != nil {
 		return err
 	}
@@ -249,7 +249,7 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	g, err := startIO(ctx, c.netConn.SetWriteDeadline)
+	g, err := startIO(ctx, c.netConn, writeDeadline)
 	if err != nil {
 		return err
 	}

@@ -194,7 +194,7 @@ func testServerHandshake(t *testing.T) {
 				t.Log(c.note)
 			}
 			opts := c.opts
-			srv, _ := startEchoServer(t, &opts)
+			srv, _ := startEchoServer(t, &opts, apiBlocking)
 			host := srv.Listener.Addr().String()
 			key := newKey(newRawPeer(nil, nil, true, seedOf(t.Name())).rng)
 			req := defaultRequest(host, key)
@@ -213,7 +213,7 @@ func testServerHandshake(t *testing.T) {
 	}
 	t.Run("frames_in_same_write_as_request", func(t *testing.T) {
 		t.Parallel()
-		srv, res := startEchoServer(t, &websocket.ServerOptions{CloseTimeout: closeTimeout})
+		srv, res := startEchoServer(t, &websocket.ServerOptions{CloseTimeout: closeTimeout}, apiBlocking)
 		host := srv.Listener.Addr().String()
 		p := newRawPeer(nil, nil, true, seedOf(t.Name()))
 		key := newKey(p.rng)
@@ -353,7 +353,7 @@ func testClientHandshake(t *testing.T) {
 			}
 			opts := c.opts
 			opts.CloseTimeout = closeTimeout
-			run := startClient(t, &opts, c.resp, t.Name())
+			run := startClient(t, &opts, c.resp, t.Name(), apiBlocking)
 			var err error
 			if run.peer != nil {
 				// Give Dial time to judge the response; an accepted connection is
@@ -382,7 +382,7 @@ func testClientHandshake(t *testing.T) {
 		t.Parallel()
 		var keys []string
 		for range 2 {
-			run := startClient(t, &websocket.ClientOptions{CloseTimeout: closeTimeout}, respond("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"), t.Name())
+			run := startClient(t, &websocket.ClientOptions{CloseTimeout: closeTimeout}, respond("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n"), t.Name(), apiBlocking)
 			run.result(t, readTimeout)
 			keys = append(keys, run.req.Header.Get("Sec-WebSocket-Key"))
 		}
@@ -396,7 +396,7 @@ func testClientHandshake(t *testing.T) {
 		early := string(p.encode(textF("early"))) + string(p.encode(pingF([]byte("p"))))
 		run := startClient(t, &websocket.ClientOptions{CloseTimeout: closeTimeout}, func(r *http.Request) string {
 			return acceptingHandshake("")(r) + early
-		}, t.Name())
+		}, t.Name(), apiBlocking)
 		c := tcase{want: []item{textI("early"), pongI([]byte("p"))}, note: "frames right behind the 101 in one TCP write must not be lost"}
 		runWire(t, run.peer, c)
 		run.conn.Close()
@@ -405,7 +405,7 @@ func testClientHandshake(t *testing.T) {
 	t.Run("failed_handshake_closes_tcp", func(t *testing.T) {
 		t.Parallel()
 		run := startClient(t, &websocket.ClientOptions{}, respond("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-			"Sec-WebSocket-Accept: "+acceptKey("wrong")+"\r\n\r\n"), t.Name())
+			"Sec-WebSocket-Accept: "+acceptKey("wrong")+"\r\n\r\n"), t.Name(), apiBlocking)
 		wantDialError(t, run, run.result(t, readTimeout+5*time.Second))
 		if err := run.peer.expectTCPClose(readTimeout); err != nil {
 			t.Fatalf("after a refused handshake: %v", err)

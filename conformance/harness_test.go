@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -101,10 +102,16 @@ func runWire(t *testing.T, p *rawPeer, c tcase) {
 			sentClose = true
 		}
 	}
-	if err := p.sendFrames(c.send, c.split); err != nil {
-		t.Logf("write error while sending (the library may have closed early): %v", err)
-	}
+	p.startSend(c.send, c.split)
+	defer func() {
+		if err := p.waitSend(); err != nil {
+			t.Logf("write error (the library may have closed early): %v", err)
+		}
+	}()
 	if c.halfClose {
+		if err := p.waitSend(); err != nil {
+			t.Logf("write error before the half-close: %v", err)
+		}
 		if err := p.conn.(*net.TCPConn).CloseWrite(); err != nil {
 			t.Fatalf("half-close: %v", err)
 		}
@@ -153,9 +160,7 @@ func runWire(t *testing.T, p *rawPeer, c tcase) {
 	if want == nil {
 		want = []uint16{1000, codeEmpty}
 		if !sentClose && !c.halfClose {
-			if err := p.sendFrames([]frame{closeF(1000, "")}, splitNone); err != nil {
-				t.Fatalf("sending close 1000: %v", err)
-			}
+			p.startSend([]frame{closeF(1000, "")}, splitNone)
 			sentClose = true
 		}
 	}
@@ -195,7 +200,7 @@ func finishClose(t *testing.T, p *rawPeer, c tcase, code uint16, sentClose bool)
 		}
 		// The library may already have dropped TCP after failing the
 		// connection, so a write error here is not a defect.
-		_ = p.sendFrames([]frame{closeF(reply, "")}, splitNone)
+		p.startSend([]frame{closeF(reply, "")}, splitNone)
 	}
 	if p.isClient || c.noReply {
 		// The server closes TCP first (RFC 6455 7.1.1); a client that got no
@@ -277,12 +282,66 @@ func echoLoop(ctx context.Context, c *websocket.Conn) error {
 	}
 }
 
+// api selects which of the library's APIs the echo peer is written with; the
+// wire behaviour must not depend on it.
+type api uint8
+
+const (
+	apiBlocking api = iota // ReadMessage + Write
+	apiEvents              // OnMessage + Send, the seed's API
+	apiStream              // NextReader + NextWriter
+)
+
+// eventEcho sets up the seed-style echo: handlers only, reporting the close
+// through OnClose as a *websocket.CloseError.
+func eventEcho(c *websocket.Conn, res chan<- error) {
+	c.OnMessage(func(m websocket.Message) {
+		if m.Type == websocket.TextMessage {
+			c.SendText(m.Text())
+		} else {
+			c.SendBinary(m.Data)
+		}
+	})
+	c.OnClose(func(code websocket.StatusCode, reason string) {
+		res <- &websocket.CloseError{Code: code, Reason: reason}
+	})
+}
+
+// streamEcho echoes each message as a stream, so that fragments go out while
+// the message is still arriving.
+func streamEcho(ctx context.Context, c *websocket.Conn) error {
+	for {
+		typ, r, err := c.NextReader(ctx)
+		if err != nil {
+			return err
+		}
+		w, err := c.NextWriter(ctx, typ)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, r); err != nil {
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+}
+
 // startEchoServer serves the echo handler on 127.0.0.1. Each handler run reports
 // how its read loop ended on the returned channel.
-func startEchoServer(t *testing.T, opts *websocket.ServerOptions) (*httptest.Server, chan error) {
+func startEchoServer(t *testing.T, opts *websocket.ServerOptions, a api) (*httptest.Server, chan error) {
 	t.Helper()
 	res := make(chan error, 4)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a == apiEvents {
+			c := websocket.NewServer(w, r, opts)
+			eventEcho(c, res)
+			if err := c.Start(); err != nil {
+				res <- fmt.Errorf("start: %w", err)
+			}
+			return
+		}
 		c, err := websocket.Accept(w, r, opts)
 		if err != nil {
 			res <- fmt.Errorf("accept: %w", err)
@@ -290,7 +349,11 @@ func startEchoServer(t *testing.T, opts *websocket.ServerOptions) (*httptest.Ser
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		res <- echoLoop(ctx, c)
+		if a == apiStream {
+			res <- streamEcho(ctx, c)
+		} else {
+			res <- echoLoop(ctx, c)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	return srv, res
@@ -393,9 +456,9 @@ func openServerConn(t *testing.T, addr, name string) *rawPeer {
 }
 
 // runServerCase runs c against the library's server side.
-func runServerCase(t *testing.T, c tcase) {
+func runServerCase(t *testing.T, c tcase, a api) {
 	opts := &websocket.ServerOptions{MaxLength: c.maxLength, CloseTimeout: closeTimeout}
-	srv, res := startEchoServer(t, opts)
+	srv, res := startEchoServer(t, opts, a)
 	p := openServerConn(t, srv.Listener.Addr().String(), t.Name())
 	runWire(t, p, c)
 	p.conn.Close()
@@ -431,24 +494,39 @@ type clientRun struct {
 
 // startClient listens on 127.0.0.1, starts websocket.Dial plus the echo loop in
 // a goroutine, and answers the handshake with hs.
-func startClient(t *testing.T, opts *websocket.ClientOptions, hs clientHandshake, name string) *clientRun {
+func startClient(t *testing.T, opts *websocket.ClientOptions, hs clientHandshake, name string, a api) *clientRun {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	run := &clientRun{res: make(chan error, 1), ws: make(chan *websocket.Conn, 1)}
+	run := &clientRun{res: make(chan error, 2), ws: make(chan *websocket.Conn, 1)}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
+	url := "ws://" + ln.Addr().String() + "/chat"
 	go func() {
-		c, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/chat", opts)
+		if a == apiEvents {
+			c := websocket.NewClient(url, opts)
+			eventEcho(c, run.res)
+			if err := c.StartContext(ctx); err != nil {
+				run.res <- &dialError{err}
+				return
+			}
+			run.ws <- c
+			return
+		}
+		c, _, err := websocket.Dial(ctx, url, opts)
 		if err != nil {
 			run.res <- &dialError{err}
 			return
 		}
 		run.ws <- c
-		run.res <- echoLoop(ctx, c)
+		if a == apiStream {
+			run.res <- streamEcho(ctx, c)
+		} else {
+			run.res <- echoLoop(ctx, c)
+		}
 	}()
 	ln.(*net.TCPListener).SetDeadline(time.Now().Add(readTimeout))
 	conn, err := ln.Accept()
@@ -494,9 +572,9 @@ func (e *dialError) Error() string { return "dial: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 // runClientCase runs c against the library's client side.
-func runClientCase(t *testing.T, c tcase) {
+func runClientCase(t *testing.T, c tcase, a api) {
 	opts := &websocket.ClientOptions{MaxLength: c.maxLength, CloseTimeout: closeTimeout}
-	run := startClient(t, opts, acceptingHandshake(""), t.Name())
+	run := startClient(t, opts, acceptingHandshake(""), t.Name(), a)
 	if run.peer == nil {
 		t.Fatal("handshake failed")
 	}
@@ -510,7 +588,7 @@ func runClientCase(t *testing.T, c tcase) {
 	checkLibErr(t, c, err, "client")
 }
 
-func runSections(t *testing.T, secs []section, s side, run func(*testing.T, tcase)) {
+func runSections(t *testing.T, secs []section, s side, a api, run func(*testing.T, tcase, api)) {
 	for _, sec := range secs {
 		t.Run(sec.name, func(t *testing.T) {
 			for _, c := range sec.cases {
@@ -519,7 +597,7 @@ func runSections(t *testing.T, secs []section, s side, run func(*testing.T, tcas
 				}
 				t.Run(c.name, func(t *testing.T) {
 					t.Parallel()
-					run(t, c)
+					run(t, c, a)
 				})
 			}
 		})

@@ -87,7 +87,19 @@ func waitForLeaks(before map[string]string, grace time.Duration) []string {
 // loop) from a raw-TCP client that builds and masks every frame by hand.
 func TestServer(t *testing.T) {
 	t.Run("4.2_opening_handshake", testServerHandshake)
-	runSections(t, allSections(), serverOnly, runServerCase)
+	runSections(t, allSections(), serverOnly, apiBlocking, runServerCase)
+}
+
+// TestServerEvents runs the same cases against a server written with the
+// seed's event API (NewServer, OnMessage, Send, OnClose).
+func TestServerEvents(t *testing.T) {
+	runSections(t, allSections(), serverOnly, apiEvents, runServerCase)
+}
+
+// TestServerStream runs the same cases against a server that echoes each
+// message as a stream (NextReader, NextWriter).
+func TestServerStream(t *testing.T) {
+	runSections(t, allSections(), serverOnly, apiStream, runServerCase)
 }
 
 // TestClient drives the library's client side (websocket.Dial with an echo
@@ -95,5 +107,17 @@ func TestServer(t *testing.T) {
 // frames by hand.
 func TestClient(t *testing.T) {
 	t.Run("4.1_opening_handshake", testClientHandshake)
-	runSections(t, allSections(), clientOnly, runClientCase)
+	runSections(t, allSections(), clientOnly, apiBlocking, runClientCase)
+}
+
+// TestClientEvents runs the same cases against a client written with the
+// seed's event API (NewClient, OnMessage, Send, OnClose).
+func TestClientEvents(t *testing.T) {
+	runSections(t, allSections(), clientOnly, apiEvents, runClientCase)
+}
+
+// TestClientStream runs the same cases against a client that echoes each
+// message as a stream (NextReader, NextWriter).
+func TestClientStream(t *testing.T) {
+	runSections(t, allSections(), clientOnly, apiStream, runClientCase)
 }

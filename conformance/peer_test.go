@@ -59,6 +59,8 @@ type rawPeer struct {
 	lastKey  [4]byte
 	keyCount int
 	keys     map[[4]byte]bool // every mask key seen from the library
+
+	sending chan error // result of the write in flight, if any
 }
 
 func newRawPeer(conn net.Conn, br *bufio.Reader, isClient bool, seed uint64) *rawPeer {
@@ -82,10 +84,26 @@ func (p *rawPeer) encode(f frame) []byte {
 	return encodeFrame(f, mask, p.rng)
 }
 
-// sendFrames writes the frames in the given split mode. Write errors are returned
-// but callers usually ignore them: a library that failed the connection early may
-// already have closed TCP, which is the behaviour being tested.
+// sendFrames writes the frames in the given split mode and waits until they
+// are written. Write errors are returned but callers usually ignore them: a
+// library that failed the connection early may already have closed TCP, which
+// is the behaviour being tested.
 func (p *rawPeer) sendFrames(frames []frame, split splitMode) error {
+	p.startSend(frames, split)
+	return p.waitSend()
+}
+
+// startSend writes the frames on a goroutine, so that the tester can read the
+// library's echo while a large message is still going out; otherwise both
+// ends could block on full TCP buffers. Frames are encoded here, on the
+// caller's goroutine, which owns p.rng.
+func (p *rawPeer) startSend(frames []frame, split splitMode) {
+	if err := p.waitSend(); err != nil {
+		// Keep the earlier error for the caller of the next waitSend.
+		p.sending = make(chan error, 1)
+		p.sending <- err
+		return
+	}
 	var all []byte
 	var chunks [][]byte
 	for _, f := range frames {
@@ -110,18 +128,34 @@ func (p *rawPeer) sendFrames(frames []frame, split splitMode) error {
 			all = all[n:]
 		}
 	}
-	p.conn.SetWriteDeadline(time.Now().Add(readTimeout + 10*time.Second))
-	for i, c := range chunks {
-		if _, err := p.conn.Write(c); err != nil {
-			return err
+	done := make(chan error, 1)
+	p.sending = done
+	conn := p.conn
+	go func() {
+		conn.SetWriteDeadline(time.Now().Add(readTimeout + 60*time.Second))
+		for i, c := range chunks {
+			if _, err := conn.Write(c); err != nil {
+				done <- err
+				return
+			}
+			// A pause lets each piece leave as its own TCP segment, so the
+			// library really sees partial frames rather than a coalesced buffer.
+			if split >= splitBytes && i < len(chunks)-1 && len(chunks) <= 1024 {
+				time.Sleep(200 * time.Microsecond)
+			}
 		}
-		// A pause lets each piece leave as its own TCP segment, so the library
-		// really sees partial frames rather than a coalesced buffer.
-		if split >= splitBytes && i < len(chunks)-1 && len(chunks) < 4096 {
-			time.Sleep(200 * time.Microsecond)
-		}
+		done <- nil
+	}()
+}
+
+// waitSend waits for the frames of the last startSend to be written.
+func (p *rawPeer) waitSend() error {
+	if p.sending == nil {
+		return nil
 	}
-	return nil
+	err := <-p.sending
+	p.sending = nil
+	return err
 }
 
 // item is what the library sent, at message level: a whole data message

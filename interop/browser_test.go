@@ -47,6 +47,8 @@ func (b *browserPeer) RunClient(ctx context.Context, t *testing.T, srv *ourServe
 	cmd := exec.Command(chromiumPath(),
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		// Containers often give /dev/shm 64 MiB, too little for the 16 MiB cases.
+		"--disable-dev-shm-usage",
 		"--user-data-dir="+t.TempDir(),
 		"http://"+srv.addr()+"/")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -68,7 +70,9 @@ func (b *browserPeer) RunClient(ctx context.Context, t *testing.T, srv *ourServe
 	}()
 	select {
 	case ua := <-srv.userAgent:
-		b.version += " (" + ua + ")"
+		if strings.Contains(ua, "Headless") {
+			b.version += ", headless"
+		}
 	case err := <-exited:
 		return fmt.Errorf("chromium exited before the page ran: %v; stderr: %s", err, stderr)
 	case <-ctx.Done():

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"runtime/debug"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -60,20 +60,15 @@ func (p *goPeer) Setup(*testing.T) error {
 	return nil
 }
 
-// moduleVersion reads the peer's version from the test binary's build
-// information, so the matrix names what really ran.
+// moduleVersion asks the go command which version of the module this
+// build selected (with the workspace, that is what really ran; test binaries
+// carry no dependency list in their build information).
 func moduleVersion(path string) string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == path {
-				if d.Replace != nil {
-					d = d.Replace
-				}
-				return d.Path + " " + d.Version
-			}
-		}
+	out, err := exec.Command("go", "list", "-m", path).Output()
+	if err != nil {
+		return path + " (version unknown: " + err.Error() + ")"
 	}
-	return path + " (version unknown)"
+	return strings.TrimSpace(string(out))
 }
 
 func (p *goPeer) RunClient(ctx context.Context, t *testing.T, srv *ourServer, cases []Case, report func(peerResult)) error {

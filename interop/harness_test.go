@@ -59,6 +59,9 @@ const (
 	dirOurClient = "our client" // our client against the peer's server
 )
 
+// apis are the styles of our API the matrix covers, one table each.
+var apis = []API{APIBlocking, APIEvents}
+
 // inCI reports whether a missing peer must fail the run instead of
 // skipping it.
 func inCI() bool { return os.Getenv("CI") != "" }
@@ -73,9 +76,11 @@ func TestInterop(t *testing.T) {
 				t.Skipf("%s is not available: %v", p.Title(), err)
 			}
 			theMatrix.addPeer(p)
-			t.Run("our-server", func(t *testing.T) { testOurServer(t, p) })
-			if p.HasServer() {
-				t.Run("our-client", func(t *testing.T) { testOurClient(t, p) })
+			for _, api := range apis {
+				t.Run("our-server-"+string(api), func(t *testing.T) { testOurServer(t, p, api) })
+				if p.HasServer() {
+					t.Run("our-client-"+string(api), func(t *testing.T) { testOurClient(t, p, api) })
+				}
 			}
 		})
 	}
@@ -83,11 +88,11 @@ func TestInterop(t *testing.T) {
 
 // applicable splits the cases into those the peer can run and those it
 // cannot, which become n/a cells.
-func applicable(t *testing.T, p peer, dir string) []Case {
+func applicable(p peer, col column) []Case {
 	var run []Case
 	for _, c := range allCases() {
 		if c.Needs != "" && !p.Can(c.Needs) {
-			theMatrix.set(p, dir, c, cell{status: statusNA, detail: fmt.Sprintf("%s cannot %s", p.Title(), c.Needs)})
+			theMatrix.set(col, c, cell{status: statusNA, detail: fmt.Sprintf("%s cannot %s", p.Title(), c.Needs)})
 			continue
 		}
 		run = append(run, c)
@@ -95,37 +100,39 @@ func applicable(t *testing.T, p peer, dir string) []Case {
 	return run
 }
 
-func testOurServer(t *testing.T, p peer) {
-	cases := applicable(t, p, dirOurServer)
+func testOurServer(t *testing.T, p peer, api API) {
+	col := column{p, dirOurServer, api}
+	cases := applicable(p, col)
 	reports := newReportBox(cases)
-	srv := newOurServer(t, cases, reports.put)
+	srv := newOurServer(t, cases, api, reports.put)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout(cases))
 	defer cancel()
 	runErr := p.RunClient(ctx, t, srv, cases, reports.put)
 	for _, c := range cases {
 		ours := srv.result(c.Name, 5*time.Second)
 		peerRes := reports.get(c.Name, 5*time.Second)
-		record(t, p, dirOurServer, c, ours, peerRes, runErr)
+		record(t, col, c, ours, peerRes, runErr)
 	}
 }
 
-func testOurClient(t *testing.T, p peer) {
-	cases := applicable(t, p, dirOurClient)
+func testOurClient(t *testing.T, p peer, api API) {
+	col := column{p, dirOurClient, api}
+	cases := applicable(p, col)
 	reports := newReportBox(cases)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout(cases))
 	defer cancel()
 	base, stop, err := p.StartServer(ctx, t, reports.put)
 	if err != nil {
 		for _, c := range cases {
-			record(t, p, dirOurClient, c, err, peerResult{}, err)
+			record(t, col, c, err, peerResult{}, err)
 		}
 		return
 	}
 	defer stop()
 	for _, c := range cases {
-		ours := runOurClient(ctx, base, c)
+		ours := runOurClient(ctx, base, api, c)
 		peerRes := reports.get(c.Name, 15*time.Second)
-		record(t, p, dirOurClient, c, ours, peerRes, nil)
+		record(t, col, c, ours, peerRes, nil)
 	}
 }
 
@@ -136,7 +143,7 @@ func runTimeout(cases []Case) time.Duration {
 
 // record combines our verdict and the peer's into the cell, reported as a
 // subtest so that a failure names its cell.
-func record(t *testing.T, p peer, dir string, c Case, ours error, pr peerResult, runErr error) {
+func record(t *testing.T, col column, c Case, ours error, pr peerResult, runErr error) {
 	var problems []string
 	if ours != nil {
 		problems = append(problems, "ours: "+ours.Error())
@@ -155,10 +162,10 @@ func record(t *testing.T, p peer, dir string, c Case, ours error, pr peerResult,
 	if len(problems) > 0 {
 		ce = cell{status: statusFail, detail: strings.Join(problems, "; ")}
 	}
-	theMatrix.set(p, dir, c, ce)
+	theMatrix.set(col, c, ce)
 	t.Run(c.Name, func(t *testing.T) {
 		if ce.status == statusFail {
-			t.Errorf("%s, %s, %s: %s", p.Title(), dir, c.Title, ce.detail)
+			t.Errorf("%s: %s", col.where(c), ce.detail)
 		}
 	})
 }
@@ -211,6 +218,7 @@ var browserPage []byte
 // other paths serve the browser page and collect its verdicts.
 type ourServer struct {
 	srv      *httptest.Server
+	api      API
 	cases    map[string]Case
 	caseList []Case
 	ours     map[string]chan error
@@ -224,8 +232,9 @@ type ourServer struct {
 
 type connKey struct{}
 
-func newOurServer(t *testing.T, cases []Case, report func(peerResult)) *ourServer {
+func newOurServer(t *testing.T, cases []Case, api API, report func(peerResult)) *ourServer {
 	s := &ourServer{
+		api:       api,
 		report:    report,
 		cases:     make(map[string]Case),
 		caseList:  cases,
@@ -301,15 +310,26 @@ func (s *ourServer) handleCase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sn.startServer()
-	conn, err := websocket.Accept(w, r, ourServerOptions(c))
-	if err != nil {
-		s.setResult(name, fmt.Errorf("Accept: %w", err))
-		return
-	}
-	defer conn.CloseNow()
 	ctx, cancel := context.WithTimeout(context.Background(), caseTimeout)
 	defer cancel()
-	s.setResult(name, runCase(newOurConn(ctx, conn, sn), c))
+	var oc *ourConn
+	if s.api == APIBlocking {
+		conn, err := websocket.Accept(w, r, ourServerOptions(c))
+		if err != nil {
+			s.setResult(name, fmt.Errorf("Accept: %w", err))
+			return
+		}
+		oc = newOurConn(ctx, conn, s.api, sn)
+	} else {
+		conn := websocket.NewServer(w, r, ourServerOptions(c))
+		oc = newOurConn(ctx, conn, s.api, sn)
+		if err := conn.Start(); err != nil {
+			s.setResult(name, fmt.Errorf("Start: %w", err))
+			return
+		}
+	}
+	defer oc.c.CloseNow()
+	s.setResult(name, runCase(oc, c))
 }
 
 func (s *ourServer) setResult(name string, err error) {

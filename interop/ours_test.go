@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsdriver/websocket"
@@ -43,17 +44,40 @@ func ourClientOptions(c Case) *websocket.ClientOptions {
 	return o
 }
 
-// ourConn is our side of one case's connection.
+// API is the style of our library's API a column uses on our side.
+type API string
+
+const (
+	// APIBlocking is Accept / Dial with Read, Write and NextWriter.
+	APIBlocking API = "blocking"
+	// APIEvents is NewServer / NewClient with Start, OnMessage, Send and
+	// OnClose (the seed's API).
+	APIEvents API = "events"
+)
+
+// ourConn is our side of one case's connection. Its methods hide which
+// API runs it, so each case is written once.
 type ourConn struct {
 	ctx   context.Context
 	c     *websocket.Conn
+	api   API
 	sniff *sniffConn
 	pings chan []byte // payloads given to OnPing
 	pongs chan []byte // payloads given to OnPong
+
+	// APIEvents only.
+	msgs     chan websocket.Message // copies of what OnMessage got
+	closed   chan struct{}          // closed after OnClose
+	closeErr *websocket.CloseError  // what OnClose got
+	onClose  atomic.Int32           // OnClose calls
 }
 
-func newOurConn(ctx context.Context, c *websocket.Conn, sn *sniffConn) *ourConn {
-	oc := &ourConn{ctx: ctx, c: c, sniff: sn, pings: make(chan []byte, 16), pongs: make(chan []byte, 16)}
+// newOurConn wraps c and sets its handlers; for APIEvents, call it before
+// Start so that no event is missed.
+func newOurConn(ctx context.Context, c *websocket.Conn, api API, sn *sniffConn) *ourConn {
+	oc := &ourConn{ctx: ctx, c: c, api: api, sniff: sn,
+		pings: make(chan []byte, 16), pongs: make(chan []byte, 16),
+		msgs: make(chan websocket.Message, 64), closed: make(chan struct{})}
 	keep := func(ch chan []byte) func([]byte) {
 		return func(p []byte) {
 			select {
@@ -64,7 +88,77 @@ func newOurConn(ctx context.Context, c *websocket.Conn, sn *sniffConn) *ourConn 
 	}
 	c.OnPing(keep(oc.pings))
 	c.OnPong(keep(oc.pongs))
+	if api == APIEvents {
+		c.OnMessage(func(m websocket.Message) {
+			select {
+			case oc.msgs <- websocket.Message{Type: m.Type, Data: bytes.Clone(m.Data)}:
+			case <-ctx.Done():
+			}
+		})
+		c.OnClose(func(code websocket.StatusCode, reason string) {
+			if oc.onClose.Add(1) == 1 {
+				oc.closeErr = &websocket.CloseError{Code: code, Reason: reason}
+				close(oc.closed)
+			}
+		})
+	}
 	return oc
+}
+
+// read returns the next message, or the close error once the connection
+// ended.
+func (oc *ourConn) read() (websocket.MessageType, []byte, error) {
+	if oc.api == APIBlocking {
+		return oc.c.Read(oc.ctx)
+	}
+	select {
+	case m := <-oc.msgs:
+		return m.Type, m.Data, nil
+	case <-oc.closed:
+		select { // OnMessage calls come before OnClose: drain them first
+		case m := <-oc.msgs:
+			return m.Type, m.Data, nil
+		default:
+			return 0, nil, oc.closeErr
+		}
+	case <-oc.ctx.Done():
+		return 0, nil, fmt.Errorf("no message or close event: %w", oc.ctx.Err())
+	}
+}
+
+// write sends one message in one frame.
+func (oc *ourConn) write(typ websocket.MessageType, p []byte) error {
+	if oc.api == APIBlocking {
+		return oc.c.Write(oc.ctx, typ, p)
+	}
+	if typ == websocket.TextMessage {
+		return oc.c.Send(string(p))
+	}
+	return oc.c.Send(p)
+}
+
+// finalErr waits for the end of the connection and returns its error, as
+// Err reports it and, for APIEvents, as OnClose did.
+func (oc *ourConn) finalErr() error {
+	select {
+	case <-oc.c.Done():
+	case <-oc.ctx.Done():
+		return errors.New("connection not done")
+	}
+	if oc.api == APIEvents {
+		select {
+		case <-oc.closed:
+		case <-oc.ctx.Done():
+			return errors.New("OnClose was not called")
+		}
+		if n := oc.onClose.Load(); n != 1 {
+			return fmt.Errorf("OnClose was called %d times", n)
+		}
+		if ce := oc.closeErr; ce.Code != websocket.CloseStatus(oc.c.Err()) {
+			return fmt.Errorf("OnClose got %d %q, Err() is %v", ce.Code, ce.Reason, oc.c.Err())
+		}
+	}
+	return oc.c.Err()
 }
 
 // runCase runs our half of c on an open connection. A failure closes the
@@ -104,18 +198,18 @@ func runPayload(oc *ourConn, c Case) error {
 		if n := oc.sniff.out.count(opContinuation); n == 0 {
 			return errors.New("our NextWriter sent the message as a single frame")
 		}
-	} else if err := oc.c.Write(oc.ctx, c.Type, p); err != nil {
+	} else if err := oc.write(c.Type, p); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 
-	typ, got, err := oc.c.Read(oc.ctx)
+	typ, got, err := oc.read()
 	if err != nil {
 		return fmt.Errorf("reading the peer's digest: %w", err)
 	}
 	if err := checkDigest(typ, got, c.Type, p); err != nil {
 		return err
 	}
-	typ, got, err = oc.c.Read(oc.ctx)
+	typ, got, err = oc.read()
 	if err != nil {
 		return fmt.Errorf("reading the echo: %w", err)
 	}
@@ -176,13 +270,8 @@ func closeAndCheck(oc *ourConn, code websocket.StatusCode, reason string) error 
 	if err := oc.c.Close(code, reason); err != nil {
 		return fmt.Errorf("Close(%d): %w", code, err)
 	}
-	select {
-	case <-oc.c.Done():
-	case <-oc.ctx.Done():
-		return errors.New("connection not done after Close")
-	}
 	var ce *websocket.CloseError
-	if err := oc.c.Err(); !errors.As(err, &ce) || ce.Code == websocket.StatusAbnormalClosure {
+	if err := oc.finalErr(); !errors.As(err, &ce) || ce.Code == websocket.StatusAbnormalClosure {
 		return fmt.Errorf("closing handshake did not complete: %v", err)
 	}
 	if oc.sniff.in.count(opClose) == 0 {
@@ -195,7 +284,7 @@ func closeAndCheck(oc *ourConn, code websocket.StatusCode, reason string) error 
 // returns that error.
 func readUntilClosed(oc *ourConn) error {
 	for {
-		if _, _, err := oc.c.Read(oc.ctx); err != nil {
+		if _, _, err := oc.read(); err != nil {
 			return err
 		}
 	}
@@ -204,7 +293,7 @@ func readUntilClosed(oc *ourConn) error {
 // runPingFromPeer waits for the peer's report that its ping was answered,
 // and checks on the wire that our pong carried the ping's payload.
 func runPingFromPeer(oc *ourConn, _ Case) error {
-	typ, msg, err := oc.c.Read(oc.ctx)
+	typ, msg, err := oc.read()
 	if err != nil {
 		return fmt.Errorf("waiting for the peer's pong-ok: %w", err)
 	}
@@ -273,7 +362,7 @@ func runSubprotocol(oc *ourConn, _ Case) error {
 	if p := oc.c.Protocol(); p != expectedProtocol {
 		return fmt.Errorf("our Protocol() is %q, want %q", p, expectedProtocol)
 	}
-	typ, msg, err := oc.c.Read(oc.ctx)
+	typ, msg, err := oc.read()
 	if err != nil {
 		return fmt.Errorf("waiting for the peer's protocol message: %w", err)
 	}
@@ -301,12 +390,15 @@ func runCloseFromPeer(oc *ourConn, _ Case) error {
 	if n := oc.sniff.out.count(opClose); n != 1 {
 		return fmt.Errorf("we sent %d close frames, want 1 (the echo)", n)
 	}
+	if err := oc.finalErr(); websocket.CloseStatus(err) != closeFromPeer.code {
+		return fmt.Errorf("connection ended with %v, want the peer's close", err)
+	}
 	return nil
 }
 
 // runOurClient runs case c with our client against a peer's server at base
 // (ws://host:port); the peer learns the case from the path /KIND/NAME.
-func runOurClient(ctx context.Context, base string, c Case) error {
+func runOurClient(ctx context.Context, base string, api API, c Case) error {
 	ctx, cancel := context.WithTimeout(ctx, caseTimeout)
 	defer cancel()
 	var sn *sniffConn
@@ -320,10 +412,22 @@ func runOurClient(ctx context.Context, base string, c Case) error {
 		sn = newClientSniff(nc)
 		return sn, nil
 	}
-	conn, _, err := websocket.Dial(ctx, base+"/"+string(c.Kind)+"/"+c.Name, opts)
-	if err != nil {
-		return fmt.Errorf("Dial: %w", err)
+	url := base + "/" + string(c.Kind) + "/" + c.Name
+	var oc *ourConn
+	if api == APIBlocking {
+		conn, _, err := websocket.Dial(ctx, url, opts)
+		if err != nil {
+			return fmt.Errorf("Dial: %w", err)
+		}
+		oc = newOurConn(ctx, conn, api, sn)
+	} else {
+		conn := websocket.NewClient(url, opts)
+		oc = newOurConn(ctx, conn, api, nil)
+		if err := conn.StartContext(ctx); err != nil {
+			return fmt.Errorf("Start: %w", err)
+		}
+		oc.sniff = sn // set by the dial inside Start
 	}
-	defer conn.CloseNow()
-	return runCase(newOurConn(ctx, conn, sn), c)
+	defer oc.c.CloseNow()
+	return runCase(oc, c)
 }

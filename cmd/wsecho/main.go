@@ -157,4 +157,3 @@ func (e *echo) closeAll() {
 	e.mu.Unlock()
 	e.wg.Wait()
 }
-
