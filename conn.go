@@ -94,6 +94,7 @@ type Conn struct {
 	maxLength    int64
 	closeTimeout time.Duration
 	subprotocol  string
+	pmd          *deflateConn // permessage-deflate state; nil when not negotiated
 
 	netConn net.Conn
 	state   atomic.Int32
@@ -224,6 +225,7 @@ func (c *Conn) finish(err error) {
 			c.closeTimer.Stop()
 		}
 		c.closeMu.Unlock()
+		c.releaseDeflate()
 		close(c.done)
 	})
 }

@@ -166,6 +166,9 @@ func (c *Conn) readMessage(ctx context.Context, buf []byte) (MessageType, []byte
 		if ev.first {
 			typ = ev.typ
 			started = true
+			if ev.compressed {
+				return c.readDeflated(ctx, typ, buf, ev)
+			}
 		}
 		if ev.fin {
 			return typ, buf, nil
@@ -229,6 +232,9 @@ func (c *Conn) fillDirect(ctx context.Context, dst []byte, b *[]byte) error {
 // skipPartial discards the rest of a message that a previous NextReader
 // left unread.
 func (c *Conn) skipPartial(ctx context.Context) error {
+	if err := c.skipDeflate(ctx); err != nil {
+		return err
+	}
 	for c.inMsg {
 		ev, err := c.readEvent(ctx)
 		if err != nil {
@@ -265,6 +271,9 @@ func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
 		c.msgRead.chunk = ev.data
 		c.msgRead.eof = ev.fin
 		c.inMsg = !ev.fin
+		if ev.compressed {
+			return ev.typ, c.openDeflateStream(ev.typ), nil
+		}
 		return ev.typ, &c.msgRead, nil
 	}
 }
@@ -283,11 +292,17 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	defer func() { <-c.readSem }()
+	return r.read(context.Background(), p)
+}
+
+// read is Read for a caller holding readSem.
+func (r *messageReader) read(ctx context.Context, p []byte) (int, error) {
+	c := r.c
 	for len(r.chunk) == 0 {
 		if r.eof || !c.inMsg {
 			return 0, io.EOF
 		}
-		ev, err := c.readEvent(context.Background())
+		ev, err := c.readEvent(ctx)
 		if err != nil {
 			return 0, err
 		}

@@ -41,6 +41,9 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if c.ReadyState() != Open {
 		return ErrClosed
 	}
+	if c.pmd != nil {
+		return c.writeDeflate(ctx, opcode(typ), p)
+	}
 	return c.writeFrame(ctx, true, 0, opcode(typ), p)
 }
 
@@ -150,6 +153,8 @@ type MessageWriter struct {
 	buf    []byte
 	closed bool
 	err    error
+	// deflate says the message is being compressed (see flushDeflate).
+	deflate bool
 }
 
 // messageWriter is the embedded writer a connection reuses for NextWriter.
@@ -183,7 +188,12 @@ func (w *MessageWriter) Write(p []byte) (int, error) {
 }
 
 func (w *MessageWriter) flush(fin bool) error {
-	err := w.c.writeFrame(w.ctx, fin, 0, w.op, w.buf)
+	var err error
+	if w.c.pmd != nil {
+		err = w.flushDeflate(fin)
+	} else {
+		err = w.c.writeFrame(w.ctx, fin, 0, w.op, w.buf)
+	}
 	w.op = opContinuation
 	w.buf = w.buf[:0]
 	if err != nil {
@@ -217,6 +227,9 @@ type PreparedMessage struct {
 	typ   MessageType
 	data  []byte
 	frame []byte // the unmasked frame, as a server sends it
+	// deflated holds the compressed payloads shared by connections that
+	// compress without context takeover.
+	deflated deflatePrepared
 }
 
 // NewPreparedMessage encodes data as one message of type typ. data must not
@@ -232,8 +245,14 @@ func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) 
 	}, nil
 }
 
-// WritePrepared sends pm, like Write.
+// WritePrepared sends pm, like Write. With compression, connections that
+// compress without context takeover share one compressed payload per flate
+// level, made by the first of them to send pm; the others compress it for
+// themselves.
 func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
+	if c.pmd != nil {
+		return c.writePreparedDeflate(ctx, pm)
+	}
 	if c.client {
 		return c.Write(ctx, pm.typ, pm.data)
 	}

@@ -59,6 +59,15 @@ type frame struct {
 	// library decides from the header, before the payload has arrived.
 	useDecl bool
 	declLen uint64
+	// compress sends payload as one permessage-deflate message (RFC 7692):
+	// compressed by the tester's connection compressor, RSV1 on the first
+	// frame, split into fragments of fragSize compressed bytes if fragSize > 0.
+	compress bool
+	fragSize int
+	between  *frame // sent after the first fragment of a compressed message
+	// gen, if set, supplies the payload when the frame is sent, for payloads
+	// too costly to build with the tables.
+	gen func() []byte
 }
 
 func textF(s string) frame        { return frame{op: opText, payload: []byte(s)} }
@@ -84,6 +93,8 @@ func closeF(code uint16, reason string) frame {
 	return rawClose(closePayload(code, reason))
 }
 
+// closePayload builds a close body; codeEmpty gives an empty body, so a frame
+// that really carries the code 1005 must be built with rawClose.
 func closePayload(code uint16, reason string) []byte {
 	if code == codeEmpty {
 		return nil

@@ -1,9 +1,11 @@
 package conformance
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -125,6 +127,8 @@ func serverHandshakeCases() []hsCase {
 		{name: "key_15_bytes", edit: set("Sec-WebSocket-Key", keyOf(15)), status: []int{400}},
 		{name: "key_17_bytes", edit: set("Sec-WebSocket-Key", keyOf(17)), status: []int{400}},
 		{name: "key_32_bytes", edit: set("Sec-WebSocket-Key", keyOf(32)), status: []int{400}},
+		{name: "duplicate_key", edit: addHeader("Sec-WebSocket-Key", keyOf(16)), status: []int{400},
+			note: "RFC 6455 11.3.1: Sec-WebSocket-Key MUST NOT appear more than once in a request"},
 		{name: "bad_request_has_reason_body", edit: set("Sec-WebSocket-Key", "-"), status: []int{400}, check: wantBody,
 			note: "issue 2: a bad handshake gets 400 with a reason in the body"},
 		{name: "version_12", edit: set("Sec-WebSocket-Version", "12"), status: []int{426, 400}, check: wantVersionHeader, note: version},
@@ -181,13 +185,19 @@ func serverHandshakeCases() []hsCase {
 			edit: origin("https://example.org"), status: []int{403}},
 		{name: "origin_allow_list_keeps_same_origin", opts: websocket.ServerOptions{OriginPatterns: []string{"*.example.com"}},
 			edit: origin("http://HOST"), status: []int{101}},
+		{name: "origin_allow_list_port_wildcard", opts: websocket.ServerOptions{OriginPatterns: []string{"localhost:*"}},
+			edit: origin("http://localhost:3000"), status: []int{101}},
+		{name: "origin_allow_list_full_origin_match", opts: websocket.ServerOptions{OriginPatterns: []string{"https://app.example.com"}},
+			edit: origin("https://app.example.com"), status: []int{101}, note: "a pattern with :// is matched against the whole origin, scheme included"},
+		{name: "origin_allow_list_full_origin_other_scheme", opts: websocket.ServerOptions{OriginPatterns: []string{"https://app.example.com"}},
+			edit: origin("http://app.example.com"), status: []int{403}},
 		{name: "origin_insecure_skip", opts: websocket.ServerOptions{InsecureSkipOriginCheck: true},
 			edit: origin("http://evil.example"), status: []int{101}},
 	}
 }
 
 func testServerHandshake(t *testing.T) {
-	for _, c := range serverHandshakeCases() {
+	for _, c := range append(serverHandshakeCases(), deflateServerCases()...) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			if c.note != "" {
@@ -338,6 +348,8 @@ func clientHandshakeCases() []clientHsCase {
 		{name: "status_426", resp: respond("HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"), check: wantHandshakeStatus(426)},
 		{name: "subprotocol_not_offered", opts: websocket.ClientOptions{Protocols: []string{"a"}}, resp: withProto("z"), check: wantDialError,
 			note: "RFC 6455 4.1: a subprotocol the client did not offer fails the connection"},
+		{name: "two_subprotocols_selected", opts: websocket.ClientOptions{Protocols: []string{"a", "b"}}, resp: withProto("a, b"), check: wantDialError,
+			note: "RFC 6455 4.2.2: the server selects one protocol; a list is not a selection the client offered"},
 		{name: "subprotocol_when_none_offered", resp: withProto("z"), check: wantDialError},
 		{name: "extension_not_offered", resp: acceptingHandshake("Sec-WebSocket-Extensions: x-unknown\r\n"), check: wantDialError,
 			note: "RFC 6455 4.1: an extension the client did not offer fails the connection"},
@@ -345,7 +357,7 @@ func clientHandshakeCases() []clientHsCase {
 }
 
 func testClientHandshake(t *testing.T) {
-	for _, c := range clientHandshakeCases() {
+	for _, c := range append(clientHandshakeCases(), deflateClientCases()...) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			if c.note != "" {
@@ -401,6 +413,36 @@ func testClientHandshake(t *testing.T) {
 		runWire(t, run.peer, c)
 		run.conn.Close()
 		checkLibErr(t, c, run.result(t, readTimeout+5*time.Second), "client")
+	})
+	t.Run("no_response_dial_respects_context", func(t *testing.T) {
+		t.Parallel()
+		t.Log("a server that never answers the handshake: Dial returns once its context expires")
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/", nil)
+			done <- err
+		}()
+		ln.(*net.TCPListener).SetDeadline(time.Now().Add(readTimeout))
+		conn, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("Dial succeeded without a handshake response")
+			}
+		case <-time.After(500*time.Millisecond + readTimeout):
+			t.Fatal("Dial still waiting long after its context expired")
+		}
 	})
 	t.Run("failed_handshake_closes_tcp", func(t *testing.T) {
 		t.Parallel()

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,12 +57,25 @@ type tcase struct {
 	// noReply leaves the library's close frame unanswered: it must close TCP by
 	// itself within its close timeout.
 	noReply bool
+	// reason, when set, is the close reason the library must send.
+	reason string
+	// afterClose is sent once the library's close frame has arrived, before
+	// the tester's reply: data the library must no longer answer.
+	afterClose []frame
+	// waitEOF makes the tester (as a server too) wait for the library to close
+	// TCP instead of closing first.
+	waitEOF bool
 	// libCode, when set, is the close status the library's own reader must end with.
 	libCode websocket.StatusCode
 	// timeout overrides readTimeout for slow cases (large messages under -race).
 	timeout   time.Duration
 	maxLength int64
 	note      string
+	// deflate negotiates permessage-deflate (RFC 7692) before the case.
+	deflate bool
+	// noTakeover, with deflate, negotiates no context takeover for the
+	// library's messages (takeoverLibrary) or the tester's (takeoverTester).
+	noTakeover takeoverSide
 	// post runs extra checks on the tester's view after the case.
 	post func(*testing.T, *rawPeer)
 }
@@ -179,9 +194,12 @@ func runWire(t *testing.T, p *rawPeer, c tcase) {
 	if got.op != opClose {
 		t.Fatalf("want close %s, got %v", codesString(want), got)
 	}
-	code, _ := parseClose(got.data)
+	code, reason := parseClose(got.data)
 	if !containsCode(want, code) {
 		t.Fatalf("want close %s, got %v", codesString(want), got)
+	}
+	if c.reason != "" && reason != c.reason {
+		t.Fatalf("want close reason %q, got %v", c.reason, got)
 	}
 	finishClose(t, p, c, code, sentClose)
 	if c.post != nil {
@@ -193,6 +211,9 @@ func runWire(t *testing.T, p *rawPeer, c tcase) {
 // that TCP goes down the way RFC 6455 7.1.1 says.
 func finishClose(t *testing.T, p *rawPeer, c tcase, code uint16, sentClose bool) {
 	t.Helper()
+	if len(c.afterClose) > 0 {
+		p.startSend(c.afterClose, splitNone)
+	}
 	if !sentClose && !c.noReply {
 		reply := code
 		if !validCloseCode(reply) {
@@ -202,7 +223,7 @@ func finishClose(t *testing.T, p *rawPeer, c tcase, code uint16, sentClose bool)
 		// connection, so a write error here is not a defect.
 		p.startSend([]frame{closeF(reply, "")}, splitNone)
 	}
-	if p.isClient || c.noReply {
+	if p.isClient || c.noReply || c.waitEOF {
 		// The server closes TCP first (RFC 6455 7.1.1); a client that got no
 		// answer must give up after its close timeout.
 		if err := p.expectTCPClose(c.wait() + 2*time.Second); err != nil {
@@ -261,10 +282,21 @@ func checkLibErr(t *testing.T, c tcase, err error, who string) {
 		t.Fatalf("%s reader ended without an error", who)
 	}
 	if c.libCode != 0 {
-		if got := websocket.CloseStatus(err); got != c.libCode {
+		if got := libStatus(err); got != c.libCode {
 			t.Fatalf("%s reader ended with %v (status %d), want status %d", who, err, got, c.libCode)
 		}
 	}
+}
+
+// libStatus is the close status a library error carries: the peer's code in a
+// *websocket.CloseError, or the code the library failed the connection with in
+// a *websocket.ProtocolError.
+func libStatus(err error) websocket.StatusCode {
+	var pe *websocket.ProtocolError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return websocket.CloseStatus(err)
 }
 
 // echoLoop is the library user under test: it echoes every message with its type.
@@ -278,8 +310,32 @@ func echoLoop(ctx context.Context, c *websocket.Conn) error {
 		if err := c.Write(ctx, typ, data); err != nil {
 			return err
 		}
+		if code, reason, ok := closeCommand(typ, data); ok {
+			c.Close(code, reason)
+		}
+		if p, ok := pingCommand(typ, data); ok {
+			c.Ping(p)
+		}
 		buf = data
 	}
+}
+
+// closeCommand recognises the text message "close <code> <reason>", on which
+// every echo peer, after echoing it, starts the closing handshake itself.
+func closeCommand(typ websocket.MessageType, msg []byte) (websocket.StatusCode, string, bool) {
+	if typ != websocket.TextMessage || !bytes.HasPrefix(msg, []byte("close ")) {
+		return 0, "", false
+	}
+	f := strings.SplitN(string(msg), " ", 3)
+	code, err := strconv.Atoi(f[1])
+	if err != nil {
+		return 0, "", false
+	}
+	reason := ""
+	if len(f) == 3 {
+		reason = f[2]
+	}
+	return websocket.StatusCode(code), reason, true
 }
 
 // api selects which of the library's APIs the echo peer is written with; the
@@ -301,6 +357,12 @@ func eventEcho(c *websocket.Conn, res chan<- error) {
 		} else {
 			c.SendBinary(m.Data)
 		}
+		if code, reason, ok := closeCommand(m.Type, m.Data); ok {
+			c.Close(code, reason)
+		}
+		if p, ok := pingCommand(m.Type, m.Data); ok {
+			c.Ping(p)
+		}
 	})
 	c.OnClose(func(code websocket.StatusCode, reason string) {
 		res <- &websocket.CloseError{Code: code, Reason: reason}
@@ -319,13 +381,40 @@ func streamEcho(ctx context.Context, c *websocket.Conn) error {
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(w, r); err != nil {
+		// The first bytes are kept to recognise a close command.
+		var head prefixBuffer
+		if _, err := io.Copy(w, io.TeeReader(r, &head)); err != nil {
 			return err
 		}
 		if err := w.Close(); err != nil {
 			return err
 		}
+		if code, reason, ok := closeCommand(typ, head.b); ok {
+			c.Close(code, reason)
+		}
+		if p, ok := pingCommand(typ, head.b); ok {
+			c.Ping(p)
+		}
 	}
+}
+
+// pingCommand recognises the text message "ping:<payload>", on which every
+// echo peer, after echoing it, sends a ping with that payload.
+func pingCommand(typ websocket.MessageType, msg []byte) ([]byte, bool) {
+	if typ != websocket.TextMessage || !bytes.HasPrefix(msg, []byte("ping:")) {
+		return nil, false
+	}
+	return bytes.Clone(msg[5:]), true
+}
+
+// prefixBuffer keeps the first 256 bytes written to it.
+type prefixBuffer struct{ b []byte }
+
+func (p *prefixBuffer) Write(b []byte) (int, error) {
+	if n := 256 - len(p.b); n > 0 {
+		p.b = append(p.b, b[:min(n, len(b))]...)
+	}
+	return len(b), nil
 }
 
 // startEchoServer serves the echo handler on 127.0.0.1. Each handler run reports
@@ -440,11 +529,22 @@ func roundTripBytes(t *testing.T, addr string, req []byte) (*http.Response, net.
 
 // openServerConn performs a valid handshake against the echo server and returns
 // the tester as a raw client.
-func openServerConn(t *testing.T, addr, name string) *rawPeer {
+func openServerConn(t *testing.T, addr, name string, deflate bool, nt takeoverSide) *rawPeer {
 	t.Helper()
 	p := newRawPeer(nil, nil, true, seedOf(name))
 	key := newKey(p.rng)
-	resp, conn, br := roundTrip(t, addr, defaultRequest(addr, key))
+	req := defaultRequest(addr, key)
+	if deflate {
+		offer := "permessage-deflate"
+		switch nt {
+		case takeoverLibrary:
+			offer += "; server_no_context_takeover"
+		case takeoverTester:
+			offer += "; client_no_context_takeover"
+		}
+		req = req.with("Sec-WebSocket-Extensions", offer)
+	}
+	resp, conn, br := roundTrip(t, addr, req)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("handshake: status %d, want 101", resp.StatusCode)
 	}
@@ -452,14 +552,31 @@ func openServerConn(t *testing.T, addr, name string) *rawPeer {
 		t.Fatalf("handshake: Sec-WebSocket-Accept %q, want %q", got, acceptKey(key))
 	}
 	p.conn, p.br = conn, br
+	if deflate {
+		exts := resp.Header.Values("Sec-WebSocket-Extensions")
+		p.deflate, p.fresh = hasDeflate(exts, "client_no_context_takeover")
+		if !p.deflate {
+			t.Fatalf("permessage-deflate offered to a server with Compression set, response has Sec-WebSocket-Extensions %q", exts)
+		}
+		_, p.inflateFresh = hasDeflate(exts, "server_no_context_takeover")
+		if nt == takeoverLibrary && !p.inflateFresh {
+			t.Fatalf("offer with server_no_context_takeover accepted without it (RFC 7692 7.1.1.1): %q", exts)
+		}
+		if nt == takeoverTester {
+			p.fresh = true
+		}
+	}
 	return p
 }
 
 // runServerCase runs c against the library's server side.
 func runServerCase(t *testing.T, c tcase, a api) {
 	opts := &websocket.ServerOptions{MaxLength: c.maxLength, CloseTimeout: closeTimeout}
+	if c.deflate {
+		opts.Compression = deflateOptions()
+	}
 	srv, res := startEchoServer(t, opts, a)
-	p := openServerConn(t, srv.Listener.Addr().String(), t.Name())
+	p := openServerConn(t, srv.Listener.Addr().String(), t.Name(), c.deflate, c.noTakeover)
 	runWire(t, p, c)
 	p.conn.Close()
 	checkLibResult(t, c, res, "server")
@@ -574,9 +691,38 @@ func (e *dialError) Unwrap() error { return e.err }
 // runClientCase runs c against the library's client side.
 func runClientCase(t *testing.T, c tcase, a api) {
 	opts := &websocket.ClientOptions{MaxLength: c.maxLength, CloseTimeout: closeTimeout}
-	run := startClient(t, opts, acceptingHandshake(""), t.Name(), a)
+	hs := acceptingHandshake("")
+	var deflateOK, fresh bool
+	if c.deflate {
+		opts.Compression = deflateOptions()
+		hs = func(r *http.Request) string {
+			var ext string
+			ext, deflateOK, fresh = deflateResponse(r)
+			if !deflateOK {
+				return acceptingHandshake("")(r)
+			}
+			switch c.noTakeover {
+			case takeoverLibrary:
+				ext += "; client_no_context_takeover"
+			case takeoverTester:
+				if !fresh {
+					ext += "; server_no_context_takeover"
+				}
+				fresh = true
+			}
+			return acceptingHandshake("Sec-WebSocket-Extensions: " + ext + "\r\n")(r)
+		}
+	}
+	run := startClient(t, opts, hs, t.Name(), a)
 	if run.peer == nil {
 		t.Fatal("handshake failed")
+	}
+	if c.deflate {
+		if !deflateOK {
+			t.Fatalf("client with Compression set made no usable permessage-deflate offer: %q", run.req.Header.Values("Sec-WebSocket-Extensions"))
+		}
+		run.peer.deflate, run.peer.fresh = true, fresh
+		run.peer.inflateFresh = c.noTakeover == takeoverLibrary
 	}
 	runWire(t, run.peer, c)
 	run.conn.Close()

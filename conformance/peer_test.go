@@ -52,15 +52,18 @@ type rawPeer struct {
 	rng      *rand.Rand
 
 	// message reassembly state for nextItem
-	partOp   byte
-	partData []byte
-	inMsg    bool
+	partOp         byte
+	partData       []byte
+	inMsg          bool
+	partCompressed bool
 
 	lastKey  [4]byte
 	keyCount int
 	keys     map[[4]byte]bool // every mask key seen from the library
 
 	sending chan error // result of the write in flight, if any
+
+	deflateState
 }
 
 func newRawPeer(conn net.Conn, br *bufio.Reader, isClient bool, seed uint64) *rawPeer {
@@ -74,12 +77,18 @@ func newRawPeer(conn net.Conn, br *bufio.Reader, isClient bool, seed uint64) *ra
 }
 
 func (p *rawPeer) encode(f frame) []byte {
+	if f.gen != nil {
+		f.payload = f.gen()
+	}
 	mask := p.isClient
 	switch f.mask {
 	case maskForceOff:
 		mask = false
 	case maskForceOn:
 		mask = true
+	}
+	if f.compress {
+		return p.encodeCompressed(f, mask)
 	}
 	return encodeFrame(f, mask, p.rng)
 }
@@ -214,6 +223,7 @@ func (p *rawPeer) nextItem(timeout time.Duration) (item, error) {
 				return item{}, &protoViolation{"new data frame while a fragmented message is open"}
 			}
 			p.partOp, p.partData, p.inMsg = f.op, append([]byte(nil), f.payload...), true
+			p.partCompressed = f.rsv&rsv1 != 0
 		case opCont:
 			if !p.inMsg {
 				return item{}, &protoViolation{"continuation frame without a message"}
@@ -224,6 +234,12 @@ func (p *rawPeer) nextItem(timeout time.Duration) (item, error) {
 			p.inMsg = false
 			it := item{op: p.partOp, data: p.partData}
 			p.partData = nil
+			if p.partCompressed {
+				p.compressedIn++
+				if it.data, err = p.inflate(it.data); err != nil {
+					return it, &protoViolation{"compressed message does not inflate: " + err.Error()}
+				}
+			}
 			if it.op == opText && !utf8.Valid(it.data) {
 				return it, &protoViolation{"text message is not valid UTF-8"}
 			}
@@ -247,8 +263,10 @@ func (p *rawPeer) check(f wireFrame) error {
 		p.lastKey = f.key
 		p.keyCount++
 	}
-	if f.rsv != 0 {
-		return &protoViolation{fmt.Sprintf("RSV bits %#x set without an extension", f.rsv)}
+	if f.rsv == rsv1 && p.deflate && (f.op == opText || f.op == opBinary) {
+		// RFC 7692 6: RSV1 marks the first frame of a compressed message.
+	} else if f.rsv != 0 {
+		return &protoViolation{fmt.Sprintf("RSV bits %#x set on a %s frame (RFC 6455 5.2, RFC 7692 6.1)", f.rsv, opName(f.op))}
 	}
 	if !f.minimal {
 		return &protoViolation{fmt.Sprintf("non-minimal length encoding for %d bytes (RFC 6455 5.2: MUST use the minimal number of bytes)", len(f.payload))}

@@ -29,6 +29,7 @@ var validUTF8 = []utf8Sample{
 	{"u10000_first_4_byte", "a\U00010000b"},
 	{"u10ffff_last_code_point", "a\U0010ffffb"},
 	{"emoji", "smile \U0001F600 ok"},
+	{"nul_and_bom", "a\x00b\ufeffc"},
 }
 
 // invalidUTF8 holds byte sequences that are not UTF-8, each embedded in valid

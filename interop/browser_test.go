@@ -22,13 +22,20 @@ func chromiumPath() string {
 
 // browserPeer is headless Chromium running browser/page.html, served by our
 // server: a client only, and its API can neither fragment nor ping.
-type browserPeer struct{ version string }
+type browserPeer struct{ version, userAgent string }
+
+var errNoBrowser = errors.New("chromium not found")
 
 func (*browserPeer) Name() string        { return "chromium" }
 func (*browserPeer) Title() string       { return "Chromium" }
 func (*browserPeer) Can(Capability) bool { return false }
 func (*browserPeer) HasServer() bool     { return false }
-func (b *browserPeer) Version() string   { return b.version }
+func (b *browserPeer) Version() string {
+	if strings.Contains(b.userAgent, "Headless") {
+		return b.version + ", headless"
+	}
+	return b.version
+}
 
 func (b *browserPeer) Setup(*testing.T) error {
 	if _, err := os.Stat(chromiumPath()); err != nil {
@@ -70,9 +77,7 @@ func (b *browserPeer) RunClient(ctx context.Context, t *testing.T, srv *ourServe
 	}()
 	select {
 	case ua := <-srv.userAgent:
-		if strings.Contains(ua, "Headless") {
-			b.version += ", headless"
-		}
+		b.userAgent = ua
 	case err := <-exited:
 		return fmt.Errorf("chromium exited before the page ran: %v; stderr: %s", err, stderr)
 	case <-ctx.Done():

@@ -76,10 +76,18 @@ type Case struct {
 	Needs Capability // empty: every peer can do it
 
 	// Payload cases: we send Size bytes of Type, in several frames if
-	// Fragment, and check the digest and the echo.
+	// Fragment, through WritePrepared if Prepared, and check the digest and
+	// the echo.
 	Type     websocket.MessageType
 	Size     int
 	Fragment bool
+	Prepared bool
+
+	// Compression is our side's permessage-deflate setting for the case
+	// (nil: off). The peers always offer and accept permessage-deflate, as
+	// they are deployed, so this alone decides whether it is used; the
+	// frame sniffer records RSV1 to prove it was.
+	Compression *websocket.CompressionOptions
 
 	// run is our side of the case, on an open connection.
 	run func(oc *ourConn, c Case) error
@@ -93,12 +101,15 @@ const (
 	fragmentedSize = 70001
 )
 
-// allCases is the matrix's list of rows. To add cases (for example the
-// permessage-deflate ones), append them here: a new Case reusing a Kind
-// needs nothing else. A case that needs new behaviour from the peers adds a
-// Kind and implements it in the four peer sources listed on Kind; one that
-// needs our side configured differently (compression options) adds a field
-// here that ourServerOptions / ourClientOptions in ours_test.go read.
+// allCases is the matrix's list of rows, and the one place to add some: a
+// new Case reusing a Kind needs nothing else (the matrix, the subtests and
+// docs/INTEROP.md follow). The permessage-deflate cases are payload cases
+// (Kind KindEcho or KindEchoFragmented, run runPayload) with Compression
+// set; checks of what went compressed belong in runPayload, from the
+// sniffer's RSV1 bits. A case that needs new behaviour from the peers adds
+// a Kind and implements it in the four peer sources listed on Kind; one
+// that needs our side configured differently adds a field to Case that
+// ourServerOptions / ourClientOptions in ours_test.go read.
 func allCases() []Case {
 	var cs []Case
 	sizes := []struct {
@@ -128,6 +139,18 @@ func allCases() []Case {
 				Type: typ, Size: fragmentedSize, run: runPayload,
 			})
 	}
+	// The broadcast path: a server writes the frame encoded once, a client
+	// must still mask it with a fresh key.
+	cs = append(cs,
+		Case{
+			Name: "prepared-text-126", Title: "text 126 B, prepared (broadcast)",
+			Kind: KindEcho, Type: websocket.TextMessage, Size: 126, Prepared: true, run: runPayload,
+		},
+		Case{
+			Name: "prepared-binary-65536", Title: "binary 64 KiB, prepared (broadcast)",
+			Kind: KindEcho, Type: websocket.BinaryMessage, Size: 64 * kib, Prepared: true, run: runPayload,
+		},
+	)
 	cs = append(cs,
 		Case{Name: "ping-from-peer", Title: "peer pings, we pong", Kind: KindPingFromPeer, Needs: CanPing, run: runPingFromPeer},
 		Case{Name: "ping-from-us", Title: "we ping, peer pongs", Kind: KindIdle, run: runPingFromUs},

@@ -25,7 +25,8 @@ func (gorillaLib) title() string  { return "gorilla/websocket" }
 func (gorillaLib) module() string { return "github.com/gorilla/websocket" }
 
 func (gorillaLib) dial(ctx context.Context, url string, protocols []string, fragmenting bool) (goConn, error) {
-	d := gorilla.Dialer{Subprotocols: protocols, HandshakeTimeout: 10 * time.Second}
+	// Offering compression is inert unless our side accepts it (Case.Compression).
+	d := gorilla.Dialer{Subprotocols: protocols, HandshakeTimeout: 10 * time.Second, EnableCompression: true}
 	if fragmenting {
 		d.WriteBufferSize = fragmentingBufferSize
 	}
@@ -37,7 +38,7 @@ func (gorillaLib) dial(ctx context.Context, url string, protocols []string, frag
 }
 
 func (gorillaLib) accept(w http.ResponseWriter, r *http.Request, fragmenting bool) (goConn, error) {
-	u := gorilla.Upgrader{Subprotocols: []string{expectedProtocol}}
+	u := gorilla.Upgrader{Subprotocols: []string{expectedProtocol}, EnableCompression: true}
 	if fragmenting {
 		u.WriteBufferSize = fragmentingBufferSize
 	}
@@ -150,7 +151,10 @@ func (coderLib) title() string  { return "coder/websocket" }
 func (coderLib) module() string { return "github.com/coder/websocket" }
 
 func (coderLib) dial(ctx context.Context, url string, protocols []string, _ bool) (goConn, error) {
-	c, _, err := coder.Dial(ctx, url, &coder.DialOptions{Subprotocols: protocols})
+	c, _, err := coder.Dial(ctx, url, &coder.DialOptions{
+		Subprotocols:    protocols,
+		CompressionMode: coder.CompressionContextTakeover,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +163,10 @@ func (coderLib) dial(ctx context.Context, url string, protocols []string, _ bool
 }
 
 func (coderLib) accept(w http.ResponseWriter, r *http.Request, _ bool) (goConn, error) {
-	c, err := coder.Accept(w, r, &coder.AcceptOptions{Subprotocols: []string{expectedProtocol}})
+	c, err := coder.Accept(w, r, &coder.AcceptOptions{
+		Subprotocols:    []string{expectedProtocol},
+		CompressionMode: coder.CompressionContextTakeover,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -167,8 +174,8 @@ func (coderLib) accept(w http.ResponseWriter, r *http.Request, _ bool) (goConn, 
 	return coderConn{c}, nil
 }
 
-// coderConn: coder writes each Write of its Writer as one frame when
-// compression is off, so fragments need no configuration.
+// coderConn: coder writes each Write of its Writer as one frame when the
+// message is not compressed, so fragments need no configuration.
 type coderConn struct{ c *coder.Conn }
 
 func coderType(text bool) coder.MessageType {

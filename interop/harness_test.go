@@ -88,11 +88,11 @@ func TestInterop(t *testing.T) {
 
 // applicable splits the cases into those the peer can run and those it
 // cannot, which become n/a cells.
-func applicable(p peer, col column) []Case {
+func applicable(col column) []Case {
 	var run []Case
 	for _, c := range allCases() {
-		if c.Needs != "" && !p.Can(c.Needs) {
-			theMatrix.set(col, c, cell{status: statusNA, detail: fmt.Sprintf("%s cannot %s", p.Title(), c.Needs)})
+		if c.Needs != "" && !col.p.Can(c.Needs) {
+			theMatrix.set(col, c, cell{status: statusNA, detail: fmt.Sprintf("%s cannot %s", col.p.Title(), c.Needs)})
 			continue
 		}
 		run = append(run, c)
@@ -102,7 +102,7 @@ func applicable(p peer, col column) []Case {
 
 func testOurServer(t *testing.T, p peer, api API) {
 	col := column{p, dirOurServer, api}
-	cases := applicable(p, col)
+	cases := applicable(col)
 	reports := newReportBox(cases)
 	srv := newOurServer(t, cases, api, reports.put)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout(cases))
@@ -117,7 +117,7 @@ func testOurServer(t *testing.T, p peer, api API) {
 
 func testOurClient(t *testing.T, p peer, api API) {
 	col := column{p, dirOurClient, api}
-	cases := applicable(p, col)
+	cases := applicable(col)
 	reports := newReportBox(cases)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout(cases))
 	defer cancel()

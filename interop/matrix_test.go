@@ -198,8 +198,9 @@ const checksText = `- **text / binary N B**: we send a pseudo-random payload, th
 - **fragmented, we send**: the same with 70001 bytes written through our NextWriter (with both APIs: Send has no
   streaming form) in pieces that cut characters; a frame sniffer on our TCP connection checks that several frames
   went out.
+- **prepared (broadcast)**: the same, sent with NewPreparedMessage and WritePrepared.
 - **fragmented, peer sends**: the peer echoes in several frames (Node ws ` + "`fin: false`" + `, Python websockets
-  ` + "`send(iterable)`" + `, gorilla NextWriter with a 1 KiB write buffer, coder Writer); the sniffer checks that
+  ` + "`send(async iterator)`" + `, gorilla NextWriter with a 1 KiB write buffer, coder Writer); the sniffer checks that
   continuation frames arrived.
 - **peer pings, we pong**: the peer's API pings and waits for the matching pong; we check on the wire that each pong
   we sent carried its ping's payload, and that OnPing saw it.

@@ -18,17 +18,18 @@ import (
 
 // caseTimeout bounds one case on our side; the 16 MiB cases under the race
 // detector on a busy machine are the slowest.
-const caseTimeout = 90 * time.Second
+const caseTimeout = 60 * time.Second
 
 // closeTimeout bounds our closing handshakes.
 const closeTimeout = 10 * time.Second
 
 // ourServerOptions is the configuration of our server for a case.
-func ourServerOptions(Case) *websocket.ServerOptions {
+func ourServerOptions(c Case) *websocket.ServerOptions {
 	return &websocket.ServerOptions{
 		MaxLength:    maxCaseSize(),
 		Protocols:    ourProtocols,
 		CloseTimeout: closeTimeout,
+		Compression:  c.Compression,
 	}
 }
 
@@ -37,6 +38,7 @@ func ourClientOptions(c Case) *websocket.ClientOptions {
 	o := &websocket.ClientOptions{
 		MaxLength:    maxCaseSize(),
 		CloseTimeout: closeTimeout,
+		Compression:  c.Compression,
 	}
 	if c.Kind == KindSubprotocol {
 		o.Protocols = offeredProtocols
@@ -197,6 +199,14 @@ func runPayload(oc *ourConn, c Case) error {
 		}
 		if n := oc.sniff.out.count(opContinuation); n == 0 {
 			return errors.New("our NextWriter sent the message as a single frame")
+		}
+	} else if c.Prepared {
+		pm, err := websocket.NewPreparedMessage(c.Type, p)
+		if err != nil {
+			return fmt.Errorf("NewPreparedMessage: %w", err)
+		}
+		if err := oc.c.WritePrepared(oc.ctx, pm); err != nil {
+			return fmt.Errorf("WritePrepared: %w", err)
 		}
 	} else if err := oc.write(c.Type, p); err != nil {
 		return fmt.Errorf("write: %w", err)

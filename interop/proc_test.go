@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -253,5 +252,3 @@ func (b *limitedBuffer) String() string {
 	}
 	return s
 }
-
-var errNoBrowser = errors.New("chromium not found")

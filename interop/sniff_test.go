@@ -70,6 +70,7 @@ func (l sniffListener) Accept() (net.Conn, error) {
 // for control frames only.
 type frameRecord struct {
 	Fin     bool
+	Rsv1    bool // set on the first frame of a compressed message
 	Opcode  byte
 	Length  uint64
 	Payload []byte
@@ -177,7 +178,7 @@ func (f *frameScanner) parseHeader() {
 	default:
 		n = uint64(h[1] & 0x7f)
 	}
-	f.cur = frameRecord{Fin: h[0]&0x80 != 0, Opcode: h[0] & 0x0f, Length: n}
+	f.cur = frameRecord{Fin: h[0]&0x80 != 0, Rsv1: h[0]&0x40 != 0, Opcode: h[0] & 0x0f, Length: n}
 	f.masked = masked
 	if masked {
 		copy(f.mask[:], h[need-4:need])

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +55,7 @@ type options struct {
 	history, maxMessage, queue int
 	rate                       float64
 	burst, maxConns            int
+	announceMax                int
 	origins                    originList
 	ping, writeTimeout         time.Duration
 	closeTimeout, shutdown     time.Duration
@@ -72,12 +75,13 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	fs.StringVar(&o.addr, "addr", ":8080", "address for the page, /healthz, /metrics and the WebSocket"+env("addr", "CHAT_ADDR"))
 	fs.StringVar(&o.wsAddr, "ws-addr", "", "if set, also serve the WebSocket alone on this address (the seed's two-port layout, e.g. :12345)"+env("ws-addr", "CHAT_WS_ADDR"))
-	fs.StringVar(&o.data, "data", "chat-data", "directory for the history database, created if missing; empty keeps history in memory only"+env("data", "CHAT_DATA"))
+	fs.StringVar(&o.data, "data", defaultDataDir(getenv), "directory for the history database (history.db), created if missing; empty keeps history in memory only"+env("data", "CHAT_DATA"))
 	fs.IntVar(&o.history, "history", 100, "messages kept per room and replayed to newcomers; 0 turns history off"+env("history", "CHAT_HISTORY"))
 	fs.IntVar(&o.maxMessage, "max-message", 4096, "largest message text in bytes; longer ones are refused with an error; 0 means unlimited"+env("max-message", "CHAT_MAX_MESSAGE"))
 	fs.Float64Var(&o.rate, "rate", 5, "messages per second allowed per connection (excess is dropped with a notice); 0 means unlimited"+env("rate", "CHAT_RATE"))
-	fs.IntVar(&o.burst, "burst", 10, "messages a connection may send at once before -rate applies"+env("burst", "CHAT_BURST"))
+	fs.IntVar(&o.burst, "burst", 10, "messages a connection may send at once before -rate applies; 0 means -rate rounded up"+env("burst", "CHAT_BURST"))
 	fs.IntVar(&o.queue, "queue", 256, "messages held for a slow client before it is disconnected (close 1008); 0 means unlimited"+env("queue", "CHAT_QUEUE"))
+	fs.IntVar(&o.announceMax, "announce-max", 0, "send join/leave notices only in rooms with at most this many users; 0 means always"+env("announce-max", "CHAT_ANNOUNCE_MAX"))
 	fs.IntVar(&o.maxConns, "max-conns", 0, "most WebSocket connections at once (more get HTTP 503); 0 means unlimited"+env("max-conns", "CHAT_MAX_CONNS"))
 	fs.Var(&o.origins, "allow-origin", "allow browser pages from this origin host[:port] (path.Match pattern, e.g. chat.example.com or *.example.com); repeatable; the server's own page is always allowed"+env("allow-origin", "CHAT_ALLOW_ORIGIN, comma-separated"))
 	fs.DurationVar(&o.ping, "ping", 30*time.Second, "interval between heartbeat pings; a peer silent for two intervals is dropped; 0 turns pings off"+env("ping", "CHAT_PING"))
@@ -113,12 +117,25 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		return nil, fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
 	}
 	switch {
-	case o.history < 0, o.maxMessage < 0, o.queue < 0, o.maxConns < 0, o.rate < 0:
-		return nil, errors.New("-history, -max-message, -queue, -max-conns and -rate must not be negative")
-	case o.burst < 1:
-		return nil, errors.New("-burst must be at least 1")
+	case o.history < 0, o.maxMessage < 0, o.queue < 0, o.maxConns < 0, o.rate < 0, o.announceMax < 0, o.burst < 0:
+		return nil, errors.New("-history, -max-message, -queue, -max-conns, -announce-max, -burst and -rate must not be negative")
+	}
+	if o.burst == 0 {
+		o.burst = max(1, int(math.Ceil(o.rate)))
 	}
 	return o, nil
+}
+
+// defaultDataDir follows the XDG base directory convention, so a server
+// started from any directory finds its history again.
+func defaultDataDir(getenv func(string) string) string {
+	if d := getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "wsdriver-chat")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "share", "wsdriver-chat")
+	}
+	return "chat-data"
 }
 
 func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
@@ -166,6 +183,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			History:      o.history,
 			PingInterval: o.ping,
 			WriteTimeout: o.writeTimeout,
+			AnnounceMax:  o.announceMax,
 		},
 		DataDir:         o.data,
 		AllowOrigins:    o.origins,

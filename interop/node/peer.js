@@ -19,7 +19,7 @@ const PEER_PING = Buffer.from('ping from peer');
 const CLOSE_FROM_US = [4001, 'bye from us: żółw ✓'];
 const CLOSE_FROM_PEER = [4002, 'bye from peer: ñandú ✓'];
 const FRAGMENTS = 7;
-const CASE_TIMEOUT_MS = 90000;
+const CASE_TIMEOUT_MS = 60000;
 const MAX_PAYLOAD = 64 << 20;
 
 function emit(obj) {
@@ -171,6 +171,9 @@ function server() {
     host: '127.0.0.1',
     port: 0,
     maxPayload: MAX_PAYLOAD,
+    // Accept compression as clients (and browsers) offer it; it is used only
+    // when our side asks for it.
+    perMessageDeflate: true,
     handleProtocols: (protocols) => (protocols.has(EXPECTED_PROTOCOL) ? EXPECTED_PROTOCOL : false),
   });
   wss.on('connection', (ws, req) => {

@@ -28,7 +28,7 @@ PEER_PING = b"ping from peer"
 CLOSE_FROM_US = (4001, "bye from us: żółw ✓")
 CLOSE_FROM_PEER = (4002, "bye from peer: ñandú ✓")
 FRAGMENTS = 7
-CASE_TIMEOUT = 90
+CASE_TIMEOUT = 60
 # 16 MiB messages are part of the matrix; leave room for them.
 MAX_SIZE = 64 << 20
 
@@ -76,8 +76,12 @@ async def run_kind(ws, kind):
             parts = split(msg, FRAGMENTS)
             if len(parts) < 2:
                 raise CaseFailed(f"message of {len(raw)} bytes too short to fragment")
-            # websockets sends each item of an iterable as one frame.
-            await ws.send(parts)
+            async def fragments():
+                for part in parts:
+                    yield part
+
+            # websockets sends each item of an async iterator as one frame.
+            await ws.send(fragments())
         else:
             await ws.send(msg)
         return await wait_close(ws, 1000)

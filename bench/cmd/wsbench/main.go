@@ -44,6 +44,8 @@ type config struct {
 	memConns int
 	bcConns  int
 	verbose  bool
+	cpuProf  string
+	memProf  string
 }
 
 func main() {
@@ -104,6 +106,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.jsonOut, "json", envString("WSBENCH_JSON", ""), "also write raw results as JSON to this file (env WSBENCH_JSON)")
 	fs.IntVar(&c.memConns, "mem-conns", envInt("WSBENCH_MEM_CONNS", 10000), "connections for the idle memory row (env WSBENCH_MEM_CONNS)")
 	fs.IntVar(&c.bcConns, "broadcast-conns", envInt("WSBENCH_BROADCAST_CONNS", 10000), "connections for the broadcast row (env WSBENCH_BROADCAST_CONNS)")
+	fs.StringVar(&c.cpuProf, "cpuprofile", envString("WSBENCH_CPUPROFILE", ""), "with -server: write a CPU profile of the server to this file (env WSBENCH_CPUPROFILE)")
+	fs.StringVar(&c.memProf, "memprofile", envString("WSBENCH_MEMPROFILE", ""), "with -server: write a heap profile each time memory is settled (env WSBENCH_MEMPROFILE)")
 	fs.BoolVar(&c.verbose, "v", envBool("WSBENCH_VERBOSE", false), "debug logging (env WSBENCH_VERBOSE)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -193,14 +194,33 @@ func (l *launcher) startServer(ctx context.Context, name, mode string) (*server,
 	}
 }
 
-// settle makes the server collect garbage and return free memory, and waits
-// until it has.
-func (s *server) settle() error {
+// memStats is what a settled server reports about its Go memory.
+type memStats struct {
+	heap, stack int64
+}
+
+// settle makes the server collect garbage and return free memory, waits
+// until it has, and returns its heap and stack use.
+func (s *server) settle() (memStats, error) {
+	var m memStats
 	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		return err
+		return m, err
 	}
-	_, err := s.expect("gc", 20*time.Second)
-	return err
+	line, err := s.expect("gc", 20*time.Second)
+	if err != nil {
+		return m, err
+	}
+	for _, f := range strings.Fields(line) {
+		k, v, _ := strings.Cut(f, "=")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "heap":
+			m.heap = n
+		case "stack":
+			m.stack = n
+		}
+	}
+	return m, nil
 }
 
 // runLoad runs a load generator to completion and decodes its JSON result.

@@ -50,9 +50,14 @@ func makePlan(c config) (plan, error) {
 	if c.smoke {
 		// Every server and every kind of row, but tiny: this proves the
 		// servers echo correctly and the checks hold, it measures nothing.
-		p.rounds, p.duration, p.warmup = 1, 200*time.Millisecond, 100*time.Millisecond
+		// Three rows cover every code path of the load generator: text
+		// (UTF-8), one large fragmented-or-not message, and pipelining.
+		p.rounds, p.duration, p.warmup = 1, 300*time.Millisecond, 200*time.Millisecond
 		p.memConns, p.bcConns, p.bcRounds = 50, 50, 2
 		p.micro, p.write = false, false
+		p.rows = slices.DeleteFunc(p.rows, func(r report.Row) bool {
+			return r.ID != "100x1k-text" && r.ID != "10x64k" && r.ID != "10x128-p64"
+		})
 		for i := range p.rows {
 			p.rows[i].Conns = min(p.rows[i].Conns, 20)
 		}
@@ -263,7 +268,8 @@ func memRun(ctx context.Context, l *launcher, name string, n int) (report.MemRun
 		return m, err
 	}
 	defer srv.stop()
-	if err := srv.settle(); err != nil {
+	before, err := srv.settle()
+	if err != nil {
 		return m, err
 	}
 	if m.RSSBefore, err = load.ProcRSS(srv.pid()); err != nil {
@@ -282,13 +288,16 @@ func memRun(ctx context.Context, l *launcher, name string, n int) (report.MemRun
 	}
 	// Let handshakes finish on the server side before reading its memory.
 	time.Sleep(300 * time.Millisecond)
-	if err := srv.settle(); err != nil {
+	after, err := srv.settle()
+	if err != nil {
 		return m, err
 	}
 	if m.RSSAfter, err = load.ProcRSS(srv.pid()); err != nil {
 		return m, err
 	}
 	m.PerConn = float64(m.RSSAfter-m.RSSBefore) / float64(n)
+	m.HeapPerConn = float64(after.heap-before.heap) / float64(n)
+	m.StackPerConn = float64(after.stack-before.stack) / float64(n)
 	if err := cl.send("verify"); err != nil {
 		return m, err
 	}

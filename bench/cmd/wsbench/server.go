@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/wsdriver/websocket/bench/internal/servers"
@@ -31,6 +33,17 @@ func runServer(ctx context.Context, c config) error {
 	default:
 		return fmt.Errorf("unknown mode %q", c.mode)
 	}
+	if c.cpuProf != "" {
+		f, err := os.Create(c.cpuProf)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	go func() {
@@ -40,7 +53,12 @@ func runServer(ctx context.Context, c config) error {
 				runtime.GC()
 			}
 			debug.FreeOSMemory()
-			fmt.Println("gc")
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if c.memProf != "" {
+				writeHeapProfile(c.memProf)
+			}
+			fmt.Printf("gc heap=%d stack=%d goroutines=%d\n", ms.HeapInuse, ms.StackInuse, runtime.NumGoroutine())
 		}
 	}()
 	// Some libraries keep serving after their listener closes; the process
@@ -52,5 +70,19 @@ func runServer(ctx context.Context, c config) error {
 		return err
 	case <-ctx.Done():
 		return nil
+	}
+}
+
+// writeHeapProfile records where live memory was allocated, for finding out
+// what an idle connection holds.
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		slog.Error("heap profile", "err", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		slog.Error("heap profile", "err", err)
 	}
 }

@@ -91,9 +91,12 @@ func Broadcast(ctx context.Context, s BroadcastSpec) (BroadcastResult, error) {
 		wg.Wait()
 	}()
 
+	// Servers register a connection just after writing the handshake
+	// response, so the client can see it open a moment earlier; a pause keeps
+	// the first broadcast from missing the last few connections.
+	time.Sleep(300 * time.Millisecond)
 	trigger := cs[0]
-	var key [4]byte
-	frame := wire.AppendClientFrame(nil, wire.OpBinary, want, key)
+	var frame []byte
 	var cpu0 time.Duration
 	for i := range s.Warmup + s.Rounds {
 		if i == s.Warmup && s.ServerPID > 0 {
@@ -102,10 +105,9 @@ func Broadcast(ctx context.Context, s BroadcastSpec) (BroadcastResult, error) {
 			}
 		}
 		// A fresh key per message, as a client must.
-		binary := frame[:0]
-		binary = wire.AppendClientFrame(binary, wire.OpBinary, want, [4]byte{byte(i), byte(i >> 8), 0x5a, 0xa5})
+		frame = wire.AppendClientFrame(frame[:0], wire.OpBinary, want, [4]byte{byte(i), byte(i >> 8), 0x5a, 0xa5})
 		t0 := time.Now()
-		if _, err := trigger.conn.Write(binary); err != nil {
+		if _, err := trigger.conn.Write(frame); err != nil {
 			return res, err
 		}
 		timer := time.NewTimer(s.Timeout)

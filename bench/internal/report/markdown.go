@@ -90,7 +90,8 @@ func Markdown(r *Results) string {
 		p("## Memory per idle connection\n\n")
 		p("Server RSS (VmRSS) after %s idle connections minus RSS before them, divided by %s; both read after the server ran GC four times and returned free memory to the OS (debug.FreeOSMemory). ", group(int64(n)), group(int64(n)))
 		p("Afterwards every connection echoed one message, proving it was still served.\n\n")
-		p("| Server | Bytes per idle connection |\n|---|---|\n")
+		p("The Go heap and stack columns split the same growth by the runtime's own accounting (HeapInuse, StackInuse); socket buffers live in the kernel and are not counted by any column.\n\n")
+		p("| Server | RSS per idle connection | of which Go heap | of which goroutine stacks |\n|---|---|---|---|\n")
 		for _, s := range r.Servers {
 			st, errs, ok := r.MemStatsFor(s)
 			if !ok {
@@ -100,7 +101,8 @@ func Markdown(r *Results) string {
 			if len(errs) > 0 {
 				e = fmt.Sprintf(" (%d failed: %s)", len(errs), short(errs[0]))
 			}
-			p("| %s%s | %s |\n", s, e, withRange(st, fmtBytes))
+			heap, stack := r.MemSplitFor(s)
+			p("| %s%s | %s | %s | %s |\n", s, e, withRange(st, fmtBytes), fmtStat(heap, fmtBytes), fmtStat(stack, fmtBytes))
 		}
 		p("\n")
 	}
@@ -207,4 +209,12 @@ func short(s string) string {
 		s = s[:160] + "…"
 	}
 	return s
+}
+
+// fmtStat writes only the median.
+func fmtStat(s Stat, f func(float64) string) string {
+	if s.N == 0 {
+		return "—"
+	}
+	return f(s.Med)
 }

@@ -65,7 +65,12 @@ type MemRun struct {
 	RSSBefore int64   `json:"rss_before"`
 	RSSAfter  int64   `json:"rss_after"`
 	PerConn   float64 `json:"per_conn"`
-	Err       string  `json:"err,omitempty"`
+	// HeapPerConn and StackPerConn split the growth by Go's own accounting
+	// (HeapInuse and StackInuse); the rest of the RSS growth is runtime
+	// metadata and fragmentation.
+	HeapPerConn  float64 `json:"heap_per_conn"`
+	StackPerConn float64 `json:"stack_per_conn"`
+	Err          string  `json:"err,omitempty"`
 }
 
 // BroadcastRun is one broadcast measurement.
@@ -167,6 +172,18 @@ func (r *Results) EchoStatsFor(row, server string) (EchoStats, bool) {
 	st.PerSec, st.P50, st.P99, st.CPUPerRT = stat(ps), stat(p50), stat(p99), stat(cpu)
 	st.ServerUtil, st.ClientUtil = stat(su), stat(cu)
 	return st, found
+}
+
+// MemSplitFor returns the median heap and stack growth per connection.
+func (r *Results) MemSplitFor(server string) (heap, stack Stat) {
+	var h, s []float64
+	for _, m := range r.Mem {
+		if m.Server == server && m.Err == "" {
+			h = append(h, m.HeapPerConn)
+			s = append(s, m.StackPerConn)
+		}
+	}
+	return stat(h), stat(s)
 }
 
 // MemStatsFor gathers the idle-memory rounds of one server.

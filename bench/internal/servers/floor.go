@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
+	"syscall"
 
 	"github.com/wsdriver/websocket/bench/internal/wire"
 )
@@ -11,7 +13,7 @@ import (
 func init() {
 	register(Server{
 		Name:      "floor",
-		Doc:       "net/http handshake, then a goroutine that unmasks every complete frame in its 4 KiB buffer and writes them back in one write; no validation",
+		Doc:       "net/http handshake, then a goroutine per connection that waits for readability without a buffer, reads into a pooled buffer, unmasks every complete frame in place and writes them all back in one write; no validation at all",
 		Broadcast: true,
 		Run:       runFloor,
 	})
@@ -29,106 +31,194 @@ func runFloor(ctx context.Context, addr string, mode Mode) error {
 		if err != nil {
 			return
 		}
-		buf := make([]byte, 4096)
-		n := rw.Reader.Buffered()
-		if n > len(buf) {
-			buf = make([]byte, n)
-		}
-		rw.Reader.Read(buf[:n])
-		if _, err := conn.Write([]byte(resp)); err != nil {
-			conn.Close()
-			return
-		}
+		// Bytes the client sent right after its request are already in
+		// net/http's reader.
+		initial := make([]byte, rw.Reader.Buffered())
+		rw.Reader.Read(initial)
 		if mode == Broadcast {
 			h.add(conn)
+		}
+		if _, err := conn.Write([]byte(resp)); err != nil {
+			h.remove(conn)
+			conn.Close()
+			return
 		}
 		// A fresh goroutine lets net/http's serving goroutine, and the stack
 		// it grew while parsing the request, go away.
 		go func() {
 			defer conn.Close()
 			defer h.remove(conn)
-			floorLoop(conn, buf, n, mode, h)
+			floorLoop(conn, initial, mode, h)
 		}()
 	}))
 }
 
 // floorLoop is the least work an echo can do: no UTF-8, no limits, no
-// fragmentation or close rules. Frames are unmasked and moved down in place
-// (a server header is 4 bytes shorter than a client one), so one buffer serves
-// reading and writing.
-func floorLoop(conn net.Conn, buf []byte, r int, mode Mode, h *hub[net.Conn]) {
-	for {
-		in, out := 0, 0
-		closing := false
-		for {
-			hd, hl, err := wire.ParseHeader(buf[in:r])
-			if err != nil {
-				if err != wire.ErrShort {
-					return
-				}
-				break
-			}
-			total := hl + int(hd.Len)
-			if r-in < total {
-				if total > len(buf) {
-					// Keep what is written so far, then make room for the whole frame.
-					if out > 0 {
-						if _, err := conn.Write(buf[:out]); err != nil {
-							return
-						}
-					}
-					nb := make([]byte, total)
-					r = copy(nb, buf[in:r])
-					buf, in, out = nb, 0, 0
-				}
-				break
-			}
-			shl := hl
-			if hd.Masked {
-				shl -= 4
-			}
-			op := hd.Op
-			if op == wire.OpPing {
-				op = wire.OpPong
-			}
-			payload := buf[in+hl : in+total]
-			if mode == Broadcast && (op == wire.OpText || op == wire.OpBinary) {
-				frame := wire.AppendHeader(nil, true, op, len(payload), nil)
-				start := len(frame)
-				frame = append(frame, payload...)
-				wire.Mask(frame[start:], hd.Key)
-				h.each(func(c net.Conn) { c.Write(frame) })
-				in += total
-				continue
-			}
-			buf[out] = buf[in]&0xf0 | op
-			buf[out+1] = buf[in+1] & 0x7f
-			copy(buf[out+2:out+shl], buf[in+2:in+shl])
-			maskMove(buf[out+shl:out+shl+len(payload)], payload, hd.Key)
-			out += shl + len(payload)
-			in += total
-			if hd.Op == wire.OpClose {
-				closing = true
-				break
-			}
+// fragmentation or close rules. An idle connection holds no buffer: the
+// goroutine waits for readability through the raw connection and takes a
+// buffer from a pool only when bytes are there. Frames are unmasked and moved
+// down in place (a server header is 4 bytes shorter than a client one), so one
+// buffer serves reading and writing, and every complete frame of a read goes
+// back in one write.
+func floorLoop(conn net.Conn, initial []byte, mode Mode, h *hub[net.Conn]) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	var bp *[]byte
+	r := 0
+	if len(initial) > 0 {
+		bp = getBuf(len(initial))
+		r = copy(*bp, initial)
+	}
+	defer func() {
+		if bp != nil {
+			putBuf(bp)
 		}
-		if out > 0 {
-			if _, err := conn.Write(buf[:out]); err != nil || closing {
+	}()
+	for {
+		if r > 0 {
+			var closing bool
+			var err error
+			r, closing, err = floorFrames(conn, &bp, r, mode, h)
+			if err != nil || closing {
 				return
 			}
+			if r == 0 {
+				putBuf(bp)
+				bp = nil
+			}
 		}
-		r = copy(buf, buf[in:r])
-		if r == len(buf) {
-			nb := make([]byte, 2*len(buf))
-			copy(nb, buf[:r])
-			buf = nb
-		}
-		m, err := conn.Read(buf[r:])
-		if err != nil {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			if bp == nil {
+				bp = getBuf(minBuf)
+			}
+			for {
+				n, rerr = syscall.Read(int(fd), (*bp)[r:])
+				if rerr != syscall.EINTR {
+					break
+				}
+			}
+			if rerr == syscall.EAGAIN {
+				if r == 0 {
+					putBuf(bp)
+					bp = nil
+				}
+				return false
+			}
+			return true
+		})
+		if err != nil || rerr != nil || n <= 0 {
 			return
 		}
-		r += m
+		r += n
 	}
+}
+
+// floorFrames echoes every complete frame in the first r bytes of *bp and
+// returns how many bytes of a partial frame are left at its start.
+func floorFrames(conn net.Conn, bp **[]byte, r int, mode Mode, h *hub[net.Conn]) (int, bool, error) {
+	buf := **bp
+	in, out := 0, 0
+	closing := false
+	for !closing {
+		hd, hl, err := wire.ParseHeader(buf[in:r])
+		if err != nil {
+			if err != wire.ErrShort {
+				return 0, false, err
+			}
+			break
+		}
+		total := hl + int(hd.Len)
+		if r-in < total {
+			if total > len(buf) {
+				// Keep what is written so far, then make room for the whole frame.
+				if out > 0 {
+					if _, err := conn.Write(buf[:out]); err != nil {
+						return 0, false, err
+					}
+				}
+				nb := getBuf(total)
+				r = copy(*nb, buf[in:r])
+				putBuf(*bp)
+				*bp = nb
+				return r, false, nil
+			}
+			break
+		}
+		shl := hl
+		if hd.Masked {
+			shl -= 4
+		}
+		op := hd.Op
+		if op == wire.OpPing {
+			op = wire.OpPong
+		}
+		payload := buf[in+hl : in+total]
+		if mode == Broadcast && (op == wire.OpText || op == wire.OpBinary) {
+			frame := wire.AppendHeader(nil, true, op, len(payload), nil)
+			start := len(frame)
+			frame = append(frame, payload...)
+			wire.Mask(frame[start:], hd.Key)
+			h.each(func(c net.Conn) { c.Write(frame) })
+			in += total
+			continue
+		}
+		buf[out] = buf[in]&0xf0 | op
+		buf[out+1] = buf[in+1] & 0x7f
+		copy(buf[out+2:out+shl], buf[in+2:in+shl])
+		maskMove(buf[out+shl:out+shl+len(payload)], payload, hd.Key)
+		out += shl + len(payload)
+		in += total
+		closing = hd.Op == wire.OpClose
+	}
+	if out > 0 {
+		if _, err := conn.Write(buf[:out]); err != nil {
+			return 0, false, err
+		}
+	}
+	return copy(buf, buf[in:r]), closing, nil
+}
+
+// Buffers come in power-of-two size classes from minBuf up, each with its
+// own pool, so a connection that sees 64 KiB frames reuses 64 KiB buffers.
+const minBuf = 4096
+
+var bufPools [20]sync.Pool
+
+func bufClass(n int) int {
+	c := 0
+	for size := minBuf; size < n && c < len(bufPools)-1; size <<= 1 {
+		c++
+	}
+	return c
+}
+
+func getBuf(n int) *[]byte {
+	c := bufClass(n)
+	if b, ok := bufPools[c].Get().(*[]byte); ok {
+		return b
+	}
+	size := minBuf << c
+	if size < n {
+		size = n
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+func putBuf(b *[]byte) {
+	c := bufClass(len(*b))
+	if minBuf<<c != len(*b) {
+		return // an odd size from beyond the last class
+	}
+	bufPools[c].Put(b)
 }
 
 // maskMove writes src XOR key to dst, where dst starts at or before src in

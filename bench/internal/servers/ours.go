@@ -1,5 +1,3 @@
-//go:build !noours
-
 package servers
 
 import (
@@ -45,7 +43,10 @@ func runOurs(ctx context.Context, addr string, mode Mode) error {
 			}
 			buf = msg
 			if mode == Broadcast {
-				pm := websocket.NewPreparedMessage(typ, msg)
+				pm, err := websocket.NewPreparedMessage(typ, msg)
+				if err != nil {
+					return
+				}
 				h.each(func(c *websocket.Conn) { c.WritePrepared(ctx, pm) })
 				continue
 			}

@@ -124,6 +124,12 @@ func (c *Client) writeLoop() {
 			continue
 		}
 		items, closed, code, reason := c.q.take(buf)
+		// One deadline covers what was taken in one go: a timer per
+		// message would cost more than the write to a fast client.
+		wctx, wcancel := c.ctx, context.CancelFunc(func() {})
+		if d := h.cfg.WriteTimeout; d > 0 && len(items) > 0 {
+			wctx, wcancel = context.WithTimeout(c.ctx, d)
+		}
 		for i, o := range items {
 			if c.killed.Load() || c.ctx.Err() != nil {
 				break
@@ -132,8 +138,9 @@ func (c *Client) writeLoop() {
 			if c.json {
 				p = o.JSON
 			}
-			err := c.withTimeout(func(ctx context.Context) error { return c.conn.WriteText(ctx, p) })
+			err := c.conn.WriteText(wctx, p)
 			if err != nil {
+				wcancel()
 				h.log.Debug("write failed", "nick", c.Nick(), "err", err)
 				c.conn.Abort()
 				return
@@ -141,6 +148,7 @@ func (c *Client) writeLoop() {
 			h.Metrics.MessagesOut.Add(1)
 			items[i] = nil
 		}
+		wcancel()
 		buf = items[:0]
 		if closed {
 			if code != 0 {
@@ -176,11 +184,16 @@ func (c *Client) Receive(data []byte) {
 			c.send(errorOut("bad_request", "not a JSON event: "+err.Error()))
 			return
 		}
-		if in.Type != "message" {
+		switch in.Type {
+		case "message":
+			text = in.Text
+		case "rooms", "who":
+			// Requests a client makes without a visible command.
+			text = "/" + in.Type
+		default:
 			c.send(errorOut("bad_request", fmt.Sprintf("unknown event type %q", in.Type)))
 			return
 		}
-		text = in.Text
 	}
 	if max := h.cfg.MaxMessage; max > 0 && len(text) > max {
 		h.Metrics.TooBig.Add(1)

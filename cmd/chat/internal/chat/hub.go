@@ -33,8 +33,11 @@ type Config struct {
 	History      int           // messages replayed to newcomers (and kept per room)
 	PingInterval time.Duration // a peer silent for two intervals is dropped
 	WriteTimeout time.Duration // bound on one write to one client
-	Store        Store         // nil: no history at all
-	Logger       *slog.Logger
+	// AnnounceMax limits join and leave notices to rooms with at most this
+	// many members, sparing big rooms a flood of them; 0 means always.
+	AnnounceMax int
+	Store       Store // nil: no history at all
+	Logger      *slog.Logger
 	// Now is the clock; nil means time.Now. Tests replace it.
 	Now func() time.Time
 }
@@ -67,13 +70,15 @@ func NewHub(cfg Config) *Hub {
 	if cfg.History <= 0 {
 		cfg.Store = nil
 	}
-	return &Hub{
+	h := &Hub{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		rooms:   map[string]*room{},
 		nicks:   map[string]*Client{},
 		clients: map[*Client]struct{}{},
 	}
+	h.seq.Store(firstID())
+	return h
 }
 
 // ConnectOptions describe a new connection.

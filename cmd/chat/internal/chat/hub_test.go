@@ -384,6 +384,10 @@ func TestShutdownDrainsQueue(t *testing.T) {
 	for i := range 3 {
 		c.Receive([]byte(fmt.Sprint(i)))
 	}
+	// Shutdown drains what is queued when it starts. The room handles
+	// requests in order, so once a later joiner is in, the three posts
+	// (and then its join notice) are queued for x.
+	connect(t, h, ConnectOptions{Nick: "y"})
 	done := make(chan error)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -395,9 +399,17 @@ func TestShutdownDrainsQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if m := <-f.msgs; m != fmt.Sprintf("x: %d", i) {
-			t.Fatalf("message %d: %q", i, m)
+		select {
+		case m := <-f.msgs:
+			if m != fmt.Sprintf("x: %d", i) {
+				t.Fatalf("message %d: %q", i, m)
+			}
+		default:
+			t.Fatalf("message %d was not written before the close", i)
 		}
+	}
+	if m := <-f.msgs; m != " .... y has joined." {
+		t.Fatalf("last message %q", m)
 	}
 	if code, _ := f.closeStatus(); code != CloseGoingAway {
 		t.Fatalf("close code %d", code)
@@ -423,4 +435,17 @@ func TestShutdownBoundedByContext(t *testing.T) {
 	if !f.aborted.Load() {
 		t.Fatal("stuck client was not aborted")
 	}
+}
+
+func TestAnnounceMax(t *testing.T) {
+	h := newTestHub(t, Config{AnnounceMax: 2})
+	a := connect(t, h, ConnectOptions{Nick: "a"})
+	b := connect(t, h, ConnectOptions{Nick: "b"})
+	a.expect(" .... b has joined.") // 2 members: announced
+	c := connect(t, h, ConnectOptions{Nick: "c"})
+	c.f.hangUp() // 3 members at join, 2 after the leave
+	a.expect(" .... c has left.")
+	b.expect(" .... c has left.")
+	a.say("x")
+	a.expect("a: x") // no join notice for c came before
 }

@@ -108,12 +108,14 @@ func (r *room) handle(o op) {
 		if c.json {
 			c.force(presenceOut(r.name, r.nicks()))
 		}
-		r.broadcast(joinOut(r.name, c.Nick(), h.now()), c)
+		if r.announce() {
+			r.broadcast(joinOut(r.name, c.Nick(), h.now()), c)
+		}
 		close(o.done)
 	case opLeave:
 		if _, ok := r.members[o.c]; ok {
 			delete(r.members, o.c)
-			if o.notify {
+			if o.notify && r.announce() {
 				r.broadcast(leaveOut(r.name, o.c.Nick(), h.now()), nil)
 			}
 		}
@@ -161,6 +163,11 @@ func (r *room) broadcast(o *Outgoing, skip *Client) {
 			m.send(o)
 		}
 	}
+}
+
+func (r *room) announce() bool {
+	n := r.hub.cfg.AnnounceMax
+	return n == 0 || len(r.members) <= n
 }
 
 func (r *room) nicks() []string {

@@ -39,8 +39,15 @@ type MemStore struct {
 
 // NewMemStore returns a store that keeps keep messages per room.
 func NewMemStore(keep int) *MemStore {
-	return &MemStore{keep: keep, rooms: map[string][]Record{}}
+	return &MemStore{keep: keep, seq: firstID(), rooms: map[string][]Record{}}
 }
+
+// firstID is where a new store starts numbering: the current Unix time in
+// microseconds. IDs then keep growing across a restart with an empty store,
+// so a client resuming with an ID from before can never mistake a new
+// message for one it has already shown. (2^53, the largest integer a
+// JavaScript client holds exactly, is about the year 2255 in microseconds.)
+func firstID() uint64 { return uint64(time.Now().UnixMicro()) }
 
 // Append implements Store.
 func (s *MemStore) Append(room string, recs []*Record) error {
@@ -109,7 +116,10 @@ func OpenBoltStore(dir string, keep int) (*BoltStore, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(roomsBucket)
+		b, err := tx.CreateBucketIfNotExists(roomsBucket)
+		if err == nil && b.Sequence() == 0 {
+			err = b.SetSequence(firstID())
+		}
 		return err
 	})
 	if err != nil {

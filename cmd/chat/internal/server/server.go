@@ -23,7 +23,7 @@ import (
 
 // Config is the server's configuration; main fills it from flags.
 type Config struct {
-	Hub             chat.Config // limits; Store is opened by New from DataDir
+	Hub             chat.Config // limits; unless Hub.Store is set, New opens one from DataDir
 	DataDir         string      // "" keeps history in memory only
 	AllowOrigins    []string    // extra allowed Origin patterns (host[:port] path.Match patterns)
 	MaxConns        int         // 0: unlimited
@@ -53,7 +53,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	hc := cfg.Hub
 	hc.Logger = cfg.Logger
-	if hc.History > 0 {
+	if hc.History > 0 && hc.Store == nil {
 		if cfg.DataDir == "" {
 			hc.Store = chat.NewMemStore(hc.History)
 		} else {
@@ -91,10 +91,10 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 	s.index = renderIndex(wsPort)
 	s.log.Debug("origin allow-list", "patterns", s.origins)
 
-	servers := []*http.Server{{Handler: s.mainHandler(), ReadHeaderTimeout: 10 * time.Second}}
+	servers := []*http.Server{{Handler: s.mainHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
 	listeners := []net.Listener{ln}
 	if wsLn != nil {
-		servers = append(servers, &http.Server{Handler: s.wsOnlyHandler(pagePort), ReadHeaderTimeout: 10 * time.Second})
+		servers = append(servers, &http.Server{Handler: s.wsOnlyHandler(pagePort), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
 		listeners = append(listeners, wsLn)
 	}
 	errc := make(chan error, len(servers))
@@ -198,6 +198,7 @@ func (s *Server) mainHandler() http.Handler {
 	mux.Handle("GET /static/", securityHeaders(http.StripPrefix("/static/", files)))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /metrics", s.metrics)
+	mux.HandleFunc("GET /seed", s.seedPage)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		if isUpgrade(r) {
 			s.serveWS(w, r)
@@ -253,6 +254,19 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(s.index)
+}
+
+// seedPage serves the tutorial's own page, byte for byte. It connects to
+// ws://localhost:12345/, so it works when the server runs the seed's layout
+// (-ws-addr :12345). Its script is inline, so it gets no CSP header.
+func (s *Server) seedPage(w http.ResponseWriter, r *http.Request) {
+	b, err := web.FS.ReadFile("static/seed.html")
+	if err != nil {
+		http.Error(w, "seed page missing", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html")
+	w.Write(b)
 }
 
 func renderIndex(wsPort string) []byte {

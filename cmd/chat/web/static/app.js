@@ -15,7 +15,10 @@
 
   let ws = null;
   let room = roomFromHash();
-  let me = localStorage.getItem("chat.nick") || "";
+  // The tab's current name lives in sessionStorage (each tab is its own
+  // user); a name the user chose lives in localStorage, for new tabs.
+  let me = sessionStorage.getItem("chat.nick") || localStorage.getItem("chat.preferred-nick") || "";
+  let renaming = false;
   let lastId = 0;          // newest message ID shown in this room
   let seen = new Set();    // message IDs shown in this room
   let users = [];
@@ -23,15 +26,18 @@
   let limits = { max_message: 0 };
   let attempt = 0, retryTimer = null, countdown = null;
   let everOpened = false;
+  let roomsTimer = null;
 
   function roomFromHash() {
-    const r = decodeURIComponent(location.hash.slice(1)).toLowerCase();
+    let r = "";
+    try { r = decodeURIComponent(location.hash.slice(1)).toLowerCase(); } catch { /* malformed: default room */ }
     return /^[a-z0-9_-]{1,32}$/.test(r) ? r : "lobby";
   }
 
   function wsURL(resume) {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const host = wsPort && wsPort !== "same-port" ? `${location.hostname.includes(":") ? "[" + location.hostname + "]" : location.hostname}:${wsPort}` : location.host;
+    // location.hostname keeps an IPv6 address's brackets, so it can take a port as is.
+    const host = wsPort && wsPort !== "same-port" ? `${location.hostname}:${wsPort}` : location.host;
     const q = new URLSearchParams();
     if (me) q.set("nick", me);
     if (resume) q.set("since", String(lastId));
@@ -127,7 +133,7 @@
 
   function setMe(n) {
     me = n;
-    localStorage.setItem("chat.nick", n);
+    sessionStorage.setItem("chat.nick", n);
     if (document.activeElement !== nickInput) nickInput.value = n;
     document.title = `#${room} — Chat`;
   }
@@ -136,6 +142,8 @@
     switch (ev.type) {
       case "welcome":
         setMe(ev.nick);
+        attempt = 0;
+        setStatus("open", "Connected");
         if (ev.limits) limits = ev.limits;
         if (ev.rooms) rooms = ev.rooms;
         $("room-name").textContent = ev.room;
@@ -144,7 +152,12 @@
           history.replaceState(null, "", "#" + room);
           clearRoom();
         }
-        input.placeholder = `Message #${room} — Enter to send, Shift+Enter for a new line, /help for commands`;
+        input.placeholder = `Message #${room}`;
+        clearInterval(roomsTimer);
+        // Room counts change while we sit here; refresh them now and then.
+        roomsTimer = setInterval(() => {
+          if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "rooms" }));
+        }, 15000);
         renderRooms();
         break;
       case "message": addMessage(ev); break;
@@ -162,7 +175,11 @@
         break;
       case "nick":
         users = users.map((u) => (u === ev.old ? ev.nick : u));
-        if (ev.old === me) setMe(ev.nick);
+        if (ev.old === me) {
+          setMe(ev.nick);
+          if (renaming) localStorage.setItem("chat.preferred-nick", ev.nick);
+          renaming = false;
+        }
         renderUsers();
         addNotice(`${ev.old} is now known as ${ev.nick}.`);
         break;
@@ -170,7 +187,7 @@
       case "info": addNotice(ev.text); break;
       case "error":
         addNotice(ev.text, "error");
-        if (ev.code === "nick_refused") nickInput.value = me;
+        if (ev.code === "nick_refused") { nickInput.value = me; renaming = false; }
         break;
     }
   }
@@ -191,9 +208,7 @@
     ws = sock;
     sock.onopen = () => {
       if (ws !== sock) return;
-      attempt = 0;
       everOpened = true;
-      setStatus("open", "Connected");
       if (resume) {
         const d = document.createElement("li");
         d.className = "divider";
@@ -260,7 +275,8 @@
 
   $("send-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    const text = input.value;
+    // Blank lines around a message carry nothing; drop them.
+    const text = input.value.replace(/^(\s*\n)+/, "").trimEnd();
     if (text.trim() === "") return;
     if (send(text)) {
       input.value = "";
@@ -275,15 +291,15 @@
     }
   });
   function autosize() {
-    input.style.height = "auto";
-    input.style.height = Math.min(input.scrollHeight + 2, 160) + "px";
+    input.style.height = "";
+    if (input.scrollHeight > input.clientHeight) input.style.height = Math.min(input.scrollHeight + 2, 160) + "px";
   }
   input.addEventListener("input", () => { inputError.textContent = ""; autosize(); });
 
   $("nick-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const n = nickInput.value.trim();
-    if (n && n !== me) send("/nick " + n);
+    if (n && n !== me && send("/nick " + n)) renaming = true;
   });
   $("room-form").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -291,6 +307,10 @@
     if (!/^[a-z0-9_-]{1,32}$/.test(r)) return;
     $("room-input").value = "";
     switchRoom(r);
+  });
+  // Back online: no point waiting out the backoff.
+  window.addEventListener("online", () => {
+    if (!ws) { attempt = 0; connect(); }
   });
   window.addEventListener("hashchange", () => {
     const r = roomFromHash();

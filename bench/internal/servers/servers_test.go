@@ -1,0 +1,162 @@
+package servers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/wsdriver/websocket/bench/internal/load"
+	"github.com/wsdriver/websocket/bench/internal/wire"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func start(t *testing.T, name string, mode Mode) string {
+	t.Helper()
+	s, ok := Lookup(name)
+	if !ok {
+		t.Fatalf("no server %s", name)
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, addr, mode) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s did not stop", name)
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening: %v", name, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The servers written in this module (the floor and ours) are run in
+// process under the race detector; the peers are exercised by the smoke run.
+var inProcess = []string{"floor", "ours", "ours-event"}
+
+func TestEchoRows(t *testing.T) {
+	for _, name := range inProcess {
+		for _, row := range []struct {
+			conns, payload, inflight int
+			text                     bool
+		}{{2, 32, 1, false}, {2, 1024, 1, true}, {1, 70000, 1, false}, {2, 128, 16, false}} {
+			t.Run(fmt.Sprintf("%s/%dx%d-p%d", name, row.conns, row.payload, row.inflight), func(t *testing.T) {
+				addr := start(t, name, Echo)
+				r, err := load.Echo(context.Background(), load.EchoSpec{
+					Addr: addr, Conns: row.conns, Payload: row.payload, InFlight: row.inflight, Text: row.text,
+					Warmup: 20 * time.Millisecond, Duration: 100 * time.Millisecond,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.RoundTrips == 0 || r.P50ns <= 0 || r.P99ns < r.P50ns {
+					t.Fatalf("implausible result %+v", r)
+				}
+			})
+		}
+	}
+}
+
+func TestBroadcast(t *testing.T) {
+	for _, name := range []string{"floor", "ours"} {
+		t.Run(name, func(t *testing.T) {
+			addr := start(t, name, Broadcast)
+			r, err := load.Broadcast(context.Background(), load.BroadcastSpec{
+				Addr: addr, Conns: 20, Payload: 128, Rounds: 2, Warmup: 1, Timeout: 5 * time.Second,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.LastNs) != 2 || r.MedianLastNs <= 0 {
+				t.Fatalf("implausible result %+v", r)
+			}
+		})
+	}
+}
+
+func TestIdleVerify(t *testing.T) {
+	addr := start(t, "floor", Echo)
+	s, err := load.Idle(context.Background(), addr, 10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Verify(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A server that answers with something else than the echo must fail the
+// run: the load generator's checks are what make every number trustworthy.
+func TestLoadDetectsWrongEcho(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				n, _ := c.Read(buf)
+				i := bytes.Index(buf[:n], []byte("Sec-WebSocket-Key: "))
+				if i < 0 {
+					return
+				}
+				key := buf[i+19:]
+				key = key[:bytes.IndexByte(key, '\r')]
+				fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", wire.AcceptKey(string(key)))
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					// Right length, wrong bytes.
+					c.Write(wire.AppendHeader(nil, true, wire.OpBinary, 32, nil))
+					c.Write(make([]byte, 32))
+				}
+			}()
+		}
+	}()
+	_, err = load.Echo(context.Background(), load.EchoSpec{
+		Addr: ln.Addr().String(), Conns: 1, Payload: 32, InFlight: 1,
+		Warmup: 10 * time.Millisecond, Duration: 50 * time.Millisecond,
+	})
+	if err == nil {
+		t.Fatal("a wrong echo was accepted")
+	}
+}
+
+func TestNamesOrder(t *testing.T) {
+	n := Names()
+	if len(n) < 3 || n[0] != "floor" || n[1] != "ours" {
+		t.Fatalf("names %v: want the floor, then ours first", n)
+	}
+}

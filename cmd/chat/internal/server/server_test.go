@@ -1,0 +1,339 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsdriver/websocket"
+	"github.com/wsdriver/websocket/cmd/chat/internal/chat"
+)
+
+type testServer struct {
+	t      *testing.T
+	srv    *Server
+	url    string // http://127.0.0.1:port
+	wsURL  string // ws:// on the WebSocket-only port, or on the main port
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, cfg Config, twoPorts bool) *testServer {
+	t.Helper()
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wsLn net.Listener
+	ts := &testServer{t: t, srv: srv, url: "http://" + ln.Addr().String(), done: make(chan error, 1)}
+	ts.wsURL = "ws://" + ln.Addr().String()
+	if twoPorts {
+		if wsLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		ts.wsURL = "ws://" + wsLn.Addr().String()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts.cancel = cancel
+	go func() { ts.done <- srv.Serve(ctx, ln, wsLn) }()
+	t.Cleanup(func() { ts.stop() })
+	return ts
+}
+
+func (ts *testServer) stop() error {
+	ts.cancel()
+	select {
+	case err := <-ts.done:
+		ts.done <- err
+		return err
+	case <-time.After(15 * time.Second):
+		ts.t.Fatal("server did not stop within 15s")
+		return nil
+	}
+}
+
+func dial(t *testing.T, url string, opts *websocket.ClientOptions) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func read(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(b)
+}
+
+func write(t *testing.T, c *websocket.Conn, s string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.TextMessage, []byte(s)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+func (ts *testServer) waitClients(n int) {
+	ts.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if c, _ := ts.srv.Hub().Counts(); c == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.t.Fatalf("want %d clients connected", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestSeedOverWebSocket(t *testing.T) {
+	ts := start(t, Config{Hub: chat.Config{History: 0}}, false)
+	for _, path := range []string{"/", "/chat"} {
+		a := dial(t, ts.wsURL+path, nil)
+		// The handshake ends before the server has put a in the room;
+		// b's join notice is only for those already there.
+		ts.waitClients(1)
+		b := dial(t, ts.wsURL+path, nil)
+		joined := read(t, a)
+		nb, ok := strings.CutPrefix(joined, " .... ")
+		nb, ok2 := strings.CutSuffix(nb, " has joined.")
+		if !ok || !ok2 || !strings.HasPrefix(nb, "user-") {
+			t.Fatalf("join notice %q", joined)
+		}
+		write(t, b, "hello")
+		if got := read(t, b); got != nb+": hello" {
+			t.Fatalf("%s: sender got %q", path, got)
+		}
+		if got := read(t, a); got != nb+": hello" {
+			t.Fatalf("%s: other got %q", path, got)
+		}
+		b.Close(websocket.StatusNormalClosure, "")
+		if got := read(t, a); got != " .... "+nb+" has left." {
+			t.Fatalf("%s: leave notice %q", path, got)
+		}
+		a.Close(websocket.StatusNormalClosure, "")
+		ts.waitClients(0)
+	}
+}
+
+func TestPageAndEndpoints(t *testing.T) {
+	ts := start(t, Config{Hub: chat.Config{History: 10}}, false)
+	get := func(path string) (*http.Response, string) {
+		resp, err := http.Get(ts.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := get("/")
+	if resp.StatusCode != 200 || !strings.Contains(body, `<meta name="chat-ws-port" content="">`) ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src") && !strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'self'") {
+		t.Fatalf("page: %d %q", resp.StatusCode, resp.Header)
+	}
+	if resp, body = get("/static/app.js"); resp.StatusCode != 200 || !strings.Contains(body, "chat.v1.json") {
+		t.Fatalf("app.js: %d", resp.StatusCode)
+	}
+	if resp, body = get("/healthz"); resp.StatusCode != 200 || body != "ok\n" {
+		t.Fatalf("healthz: %d %q", resp.StatusCode, body)
+	}
+	c := dial(t, ts.wsURL+"/chat/dev", nil)
+	write(t, c, "m")
+	read(t, c)
+	_, body = get("/metrics")
+	for _, want := range []string{"chat_connections 1\n", "chat_rooms 1\n", "chat_messages_in_total 1\n", "chat_messages_out_total 1\n", `chat_drops_total{reason="slow_consumer"} 0`} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	if resp, _ = get("/chat/dev"); resp.Request.URL.Fragment != "dev" {
+		t.Fatalf("/chat/dev without upgrade should redirect to /#dev, got %s", resp.Request.URL)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := websocket.Dial(ctx, ts.wsURL+"/chat/Bad%20Room", nil)
+	var he *websocket.HandshakeError
+	if !errors.As(err, &he) || he.StatusCode != 404 {
+		t.Fatalf("bad room: %v", err)
+	}
+}
+
+func TestOriginPolicy(t *testing.T) {
+	ts := start(t, Config{AllowOrigins: []string{"*.example.com"}}, true)
+	pagePort := strings.TrimPrefix(ts.url, "http://127.0.0.1:")
+	try := func(origin string) int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h := http.Header{}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		c, resp, err := websocket.Dial(ctx, ts.wsURL+"/chat", &websocket.ClientOptions{Header: h})
+		if err == nil {
+			c.CloseNow()
+			return 101
+		}
+		if resp == nil {
+			t.Fatalf("origin %q: %v", origin, err)
+		}
+		return resp.StatusCode
+	}
+	for origin, want := range map[string]int{
+		"":                                101, // not a browser
+		"http://localhost:" + pagePort:    101, // the server's own page on the other port
+		"http://127.0.0.1:" + pagePort:    101,
+		"https://chat.example.com":        101, // -allow-origin
+		"http://evil.test":                403,
+		"http://localhost:1":              403,
+		"http://evil.test:" + pagePort:    403,
+		"null":                            403,
+		"http://chat.example.com.evil.io": 403,
+	} {
+		if got := try(origin); got != want {
+			t.Errorf("origin %q: status %d, want %d", origin, got, want)
+		}
+	}
+	// The WebSocket-only port answers plain GETs with 426.
+	resp, err := http.Get(strings.Replace(ts.wsURL, "ws://", "http://", 1) + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUpgradeRequired {
+		t.Fatalf("ws port GET: %d", resp.StatusCode)
+	}
+}
+
+func TestPageOriginsEscaped(t *testing.T) {
+	got := pageOrigins("[::1]:8080")
+	if len(got) != 2 || got[0] != `\[::1\]:8080` || got[1] != "localhost:8080" {
+		t.Fatalf("pageOrigins = %q", got)
+	}
+	got = pageOrigins("chat.local:8080")
+	if len(got) != 1 || got[0] != "chat.local:8080" {
+		t.Fatalf("pageOrigins = %q", got)
+	}
+}
+
+func TestTooBigAndJSON(t *testing.T) {
+	ts := start(t, Config{Hub: chat.Config{MaxMessage: 4096, History: 10}}, false)
+	c := dial(t, ts.wsURL+"/chat?nick=ann", &websocket.ClientOptions{Protocols: []string{chat.Subprotocol}})
+	if c.Protocol() != chat.Subprotocol {
+		t.Fatalf("protocol %q", c.Protocol())
+	}
+	var ev chat.Event
+	json.Unmarshal([]byte(read(t, c)), &ev)
+	if ev.Type != "welcome" || ev.Nick != "ann" {
+		t.Fatalf("welcome %+v", ev)
+	}
+	read(t, c) // presence
+	big, _ := json.Marshal(map[string]string{"type": "message", "text": strings.Repeat("a", 4097)})
+	write(t, c, string(big))
+	json.Unmarshal([]byte(read(t, c)), &ev)
+	if ev.Type != "error" || ev.Code != "too_big" {
+		t.Fatalf("too big: %+v", ev)
+	}
+	// Far over the limit the library itself refuses the frame with 1009.
+	p := dial(t, ts.wsURL+"/chat", nil)
+	write(t, p, strings.Repeat("b", 100<<10))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := p.Read(ctx); err != nil {
+			if code := websocket.CloseStatus(err); code != websocket.StatusMessageTooBig {
+				var pe *websocket.ProtocolError
+				if !errors.As(err, &pe) || pe.Code != websocket.StatusMessageTooBig {
+					t.Fatalf("huge frame: %v", err)
+				}
+			}
+			break
+		}
+	}
+}
+
+func TestSlowConsumerOverNetwork(t *testing.T) {
+	ts := start(t, Config{Hub: chat.Config{Queue: 16, WriteTimeout: 300 * time.Millisecond, MaxMessage: 0}}, false)
+	slow := dial(t, ts.wsURL+"/chat", nil) // never reads
+	fast := dial(t, ts.wsURL+"/chat", nil)
+	_ = slow
+	msg := strings.Repeat("x", 16<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// Keep posting until the server gives up on the reader that never
+	// reads; the fast client must receive every message meanwhile.
+	for i := 0; ; i++ {
+		if i > 5000 {
+			t.Fatal("slow consumer never dropped")
+		}
+		write(t, fast, fmt.Sprintf("%d %s", i, msg))
+		for {
+			_, b, err := fast.Read(ctx)
+			if err != nil {
+				t.Fatalf("fast client: %v", err)
+			}
+			if strings.Contains(string(b), fmt.Sprintf(": %d x", i)) {
+				break
+			}
+		}
+		if ts.srv.Hub().Metrics.SlowConsumers.Load() > 0 {
+			break
+		}
+	}
+	waitCount := time.Now().Add(5 * time.Second)
+	for {
+		if n, _ := ts.srv.Hub().Counts(); n == 1 {
+			break
+		}
+		if time.Now().After(waitCount) {
+			t.Fatal("slow consumer still connected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestShutdownSends1001(t *testing.T) {
+	ts := start(t, Config{Hub: chat.Config{History: 10}, DataDir: t.TempDir()}, false)
+	c := dial(t, ts.wsURL+"/chat", nil)
+	write(t, c, "before")
+	read(t, c)
+	go ts.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, _, err := c.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != "server shutting down" {
+			t.Fatalf("got %v, want close 1001", err)
+		}
+		break
+	}
+	if err := ts.stop(); err != nil {
+		t.Fatalf("Serve returned %v", err)
+	}
+}
