@@ -213,6 +213,9 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("nicknames %q and %q", nickA, nickB)
 	}
 	waitNotice(t, a, nickB+" has joined.")
+	if !evalJS[bool](t, a, `[...document.querySelectorAll("input, textarea")].every(e => e.labels && e.labels.length > 0)`) {
+		t.Error("a form field has no label")
+	}
 	waitJS(t, a, "user list", `[...document.querySelectorAll("#users li")].length === 2`)
 	say(t, a, "hello from A")
 	waitMessage(t, a, nickA, "hello from A")

@@ -86,8 +86,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Var(&o.origins, "allow-origin", "allow browser pages from this origin host[:port] (path.Match pattern, e.g. chat.example.com or *.example.com); repeatable; the server's own page is always allowed"+env("allow-origin", "CHAT_ALLOW_ORIGIN, comma-separated"))
 	fs.DurationVar(&o.ping, "ping", 30*time.Second, "interval between heartbeat pings; a peer silent for two intervals is dropped; 0 turns pings off"+env("ping", "CHAT_PING"))
 	fs.DurationVar(&o.writeTimeout, "write-timeout", 10*time.Second, "longest a write to one client may take before it is dropped; 0 means no limit"+env("write-timeout", "CHAT_WRITE_TIMEOUT"))
-	fs.DurationVar(&o.closeTimeout, "close-timeout", 5*time.Second, "longest wait for a client's answer to a close frame"+env("close-timeout", "CHAT_CLOSE_TIMEOUT"))
-	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, longest wait for clients to take their close frame before they are dropped"+env("shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT"))
+	fs.DurationVar(&o.closeTimeout, "close-timeout", 5*time.Second, "longest wait for a client's answer to a close frame; 0 means the library's default (5s)"+env("close-timeout", "CHAT_CLOSE_TIMEOUT"))
+	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, longest wait for clients to take their close frame before they are dropped; 0 means no limit"+env("shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT"))
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error"+env("log-level", "CHAT_LOG_LEVEL"))
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json"+env("log-format", "CHAT_LOG_FORMAT"))
 	fs.Usage = func() {

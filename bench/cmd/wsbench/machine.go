@@ -22,7 +22,7 @@ var peerModules = []string{
 	"github.com/lesismal/nbio",
 }
 
-func machineInfo(pinned bool, c config) report.Machine {
+func machineInfo(pinned bool, c config, fileLimit uint64) report.Machine {
 	m := report.Machine{
 		CPU:        cpuModel(),
 		Cores:      runtime.NumCPU(),
@@ -31,6 +31,7 @@ func machineInfo(pinned bool, c config) report.Machine {
 		Date:       time.Now().UTC(),
 		LoadBefore: loadAvg(),
 		Pinned:     pinned,
+		FileLimit:  fileLimit,
 		Command:    "go run ./bench/cmd/wsbench",
 	}
 	if c.quick {

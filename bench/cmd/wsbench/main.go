@@ -40,6 +40,8 @@ type config struct {
 	docs     string
 	root     string
 	micro    bool
+	profile  bool
+	render   string
 	jsonOut  string
 	memConns int
 	bcConns  int
@@ -103,6 +105,8 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.docs, "docs", envString("WSBENCH_DOCS", "docs"), "directory for BENCHMARKS.md and benchmarks.png (env WSBENCH_DOCS)")
 	fs.StringVar(&c.root, "root", envString("WSBENCH_ROOT", "."), "library module root, for the micro-benchmarks (env WSBENCH_ROOT)")
 	fs.BoolVar(&c.micro, "micro", envBool("WSBENCH_MICRO", true), "run the library's micro-benchmarks (env WSBENCH_MICRO)")
+	fs.BoolVar(&c.profile, "profile", envBool("WSBENCH_PROFILE", true), "profile our server (CPU on two rows, heap with idle connections) and include the top lines (env WSBENCH_PROFILE)")
+	fs.StringVar(&c.render, "render", "", "only redraw BENCHMARKS.md and benchmarks.png from a results file written by -json")
 	fs.StringVar(&c.jsonOut, "json", envString("WSBENCH_JSON", ""), "also write raw results as JSON to this file (env WSBENCH_JSON)")
 	fs.IntVar(&c.memConns, "mem-conns", envInt("WSBENCH_MEM_CONNS", 10000), "connections for the idle memory row (env WSBENCH_MEM_CONNS)")
 	fs.IntVar(&c.bcConns, "broadcast-conns", envInt("WSBENCH_BROADCAST_CONNS", 10000), "connections for the broadcast row (env WSBENCH_BROADCAST_CONNS)")

@@ -163,13 +163,13 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (l *launcher) startServer(ctx context.Context, name, mode string) (*server, error) {
+func (l *launcher) startServer(ctx context.Context, name, mode string, extra ...string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := l.command(ctx, "0", "-server", name, "-mode", mode, "-addr", addr)
+	cmd := l.command(ctx, "0", append([]string{"-server", name, "-mode", mode, "-addr", addr}, extra...)...)
 	ch, err := startChild(cmd, false)
 	if err != nil {
 		return nil, err

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/wsdriver/websocket/bench/internal/load"
@@ -27,6 +29,7 @@ type plan struct {
 	bcConns  int
 	bcRounds int
 	micro    bool
+	profile  bool
 	write    bool
 }
 
@@ -41,6 +44,7 @@ func makePlan(c config) (plan, error) {
 		bcConns:  c.bcConns,
 		bcRounds: 5,
 		micro:    c.micro,
+		profile:  c.profile,
 		write:    true,
 	}
 	if c.quick {
@@ -54,7 +58,7 @@ func makePlan(c config) (plan, error) {
 		// (UTF-8), one large fragmented-or-not message, and pipelining.
 		p.rounds, p.duration, p.warmup = 1, 300*time.Millisecond, 200*time.Millisecond
 		p.memConns, p.bcConns, p.bcRounds = 50, 50, 2
-		p.micro, p.write = false, false
+		p.micro, p.write, p.profile = false, false, false
 		p.rows = slices.DeleteFunc(p.rows, func(r report.Row) bool {
 			return r.ID != "100x1k-text" && r.ID != "10x64k" && r.ID != "10x128-p64"
 		})
@@ -102,6 +106,17 @@ func sources(conns int) int {
 }
 
 func runReport(ctx context.Context, c config) error {
+	if c.render != "" {
+		b, err := os.ReadFile(c.render)
+		if err != nil {
+			return err
+		}
+		var res report.Results
+		if err := json.Unmarshal(b, &res); err != nil {
+			return err
+		}
+		return writeDocs(c.docs, &res)
+	}
 	start := time.Now()
 	p, err := makePlan(c)
 	if err != nil {
@@ -111,11 +126,14 @@ func runReport(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
+	raiseFileLimit(max(p.memConns, p.bcConns) + 1000)
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	if l.taskset == "" {
 		slog.Warn("taskset not found: servers and load generator are not pinned")
 	}
 	res := &report.Results{
-		Machine:   machineInfo(l.taskset != "", c),
+		Machine:   machineInfo(l.taskset != "", c, lim.Cur),
 		Rounds:    p.rounds,
 		Duration:  p.duration,
 		Warmup:    p.warmup,
@@ -194,6 +212,9 @@ func runReport(ctx context.Context, c config) error {
 			}
 		}
 	}
+	if p.profile && slices.Contains(p.servers, report.Ours) {
+		res.Profiles = profiles(ctx, l, p)
+	}
 	if p.micro {
 		slog.Info("micro-benchmarks", "root", c.root)
 		res.Micro, err = runMicro(ctx, c.root)
@@ -215,22 +236,7 @@ func runReport(ctx context.Context, c config) error {
 		}
 	}
 	if p.write {
-		if err := os.MkdirAll(c.docs, 0o755); err != nil {
-			return err
-		}
-		md := report.Markdown(res)
-		if err := os.WriteFile(filepath.Join(c.docs, "BENCHMARKS.md"), []byte(md), 0o644); err != nil {
-			return err
-		}
-		f, err := os.Create(filepath.Join(c.docs, "benchmarks.png"))
-		if err != nil {
-			return err
-		}
-		if err := report.WritePNG(f, res); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
+		if err := writeDocs(c.docs, res); err != nil {
 			return err
 		}
 		slog.Info("report written", "dir", c.docs, "elapsed", res.Elapsed)
@@ -258,12 +264,79 @@ func echoRun(ctx context.Context, l *launcher, name string, row report.Row, p pl
 	return r, err
 }
 
+// profiles runs our server once more on two rows under the CPU profiler and
+// once with idle connections under the heap profiler, and keeps the top
+// lines of each.
+func profiles(ctx context.Context, l *launcher, p plan) []report.Profile {
+	dir, err := os.MkdirTemp("", "wsbench-prof")
+	if err != nil {
+		return nil
+	}
+	defer os.RemoveAll(dir)
+	var out []report.Profile
+	for _, row := range report.DefaultRows() {
+		if row.ID != "100x1k-p32" && row.ID != "1000x1k" {
+			continue
+		}
+		file := filepath.Join(dir, row.ID+".cpu")
+		srv, err := l.startServer(ctx, report.Ours, "echo", "-cpuprofile", file)
+		if err != nil {
+			slog.Error("profile", "err", err)
+			continue
+		}
+		spec := load.EchoSpec{
+			Addr: srv.addr, Conns: row.Conns, Payload: row.Payload, InFlight: row.InFlight,
+			Warmup: p.warmup, Duration: p.duration, ServerPID: srv.pid(), Sources: sources(row.Conns),
+		}
+		var r load.EchoResult
+		err = l.runLoad(ctx, "echo", spec, p.warmup+p.duration+60*time.Second, &r)
+		srv.stop()
+		if err != nil {
+			slog.Error("profile", "err", err)
+			continue
+		}
+		out = append(out, report.Profile{
+			Title: fmt.Sprintf("CPU, %s (`%s`): %s round trips/s while profiled", row.Title(), row.ID, fmt.Sprint(int(r.PerSec))),
+			Text:  pprofTop(ctx, l.exe, file, "-top", "-nodecount=25"),
+		})
+	}
+	file := filepath.Join(dir, "idle.heap")
+	if _, err := memRun(ctx, l, report.Ours, p.memConns, "-memprofile", file); err != nil {
+		slog.Error("profile", "err", err)
+	} else {
+		out = append(out, report.Profile{
+			Title: fmt.Sprintf("Live heap with %s idle connections (sampled; divide by the connection count for bytes per connection)", fmt.Sprint(p.memConns)),
+			Text:  pprofTop(ctx, l.exe, file, "-top", "-nodecount=15", "-sample_index=inuse_space"),
+		})
+	}
+	return out
+}
+
+func pprofTop(ctx context.Context, exe, file string, args ...string) string {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", append(append([]string{"tool", "pprof"}, args...), exe, file)...)
+	out, err := cmd.Output()
+	if err != nil {
+		return "pprof failed: " + err.Error()
+	}
+	// Drop the header lines that name temporary files.
+	var keep []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "File:") || strings.HasPrefix(line, "Build ID:") || strings.HasPrefix(line, "Time:") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, "\n")
+}
+
 // memRun measures the server's resident memory before and after opening n
 // idle connections, each time after the server collected garbage and gave
 // free pages back, then checks every connection still echoes.
-func memRun(ctx context.Context, l *launcher, name string, n int) (report.MemRun, error) {
+func memRun(ctx context.Context, l *launcher, name string, n int, extra ...string) (report.MemRun, error) {
 	m := report.MemRun{Server: name, Conns: n}
-	srv, err := l.startServer(ctx, name, "echo")
+	srv, err := l.startServer(ctx, name, "echo", extra...)
 	if err != nil {
 		return m, err
 	}
@@ -325,4 +398,44 @@ func broadcastRun(ctx context.Context, l *launcher, name string, p plan) (load.B
 	}
 	err = l.runLoad(ctx, "broadcast", spec, 3*time.Minute, &r)
 	return r, err
+}
+
+func writeDocs(dir string, res *report.Results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	md := report.Markdown(res)
+	if err := os.WriteFile(filepath.Join(dir, "BENCHMARKS.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "benchmarks.png"))
+	if err != nil {
+		return err
+	}
+	if err := report.WritePNG(f, res); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// raiseFileLimit lifts RLIMIT_NOFILE so the children (which inherit it) can
+// hold n connections; raising the hard limit works only with privileges, so a
+// failure is reported and the run goes on.
+func raiseFileLimit(n int) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Cur >= uint64(n) {
+		return
+	}
+	want := lim
+	want.Cur = uint64(n)
+	if want.Max < want.Cur {
+		want.Max = want.Cur
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		slog.Warn("cannot raise the open file limit; large connection counts may fail", "want", n, "have", lim.Cur, "err", err)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,13 +207,6 @@ func (c *client) pingPong(phase *atomic.Int32, k int) (*hist.Histogram, error) {
 			push(time.Now(), done)
 			if _, werr := c.conn.Write(c.wbuf); werr != nil {
 				return h, werr
-			}
-			if k > 1 {
-				// With many messages in flight the next read rarely blocks,
-				// so without a yield one connection would keep the load
-				// generator's only core for a whole 10 ms preemption slice
-				// and starve the others, inflating their latency.
-				runtime.Gosched()
 			}
 		}
 		if err != nil {

@@ -62,6 +62,12 @@ type panel struct {
 	ref    float64     // a dashed reference line (the floor at 1.0), 0 for none
 	label  func(float64) string
 	colors []color.RGBA
+	// log draws the y axis logarithmically, for ratios that span orders
+	// of magnitude (pipelined rows against one-in-flight rows).
+	log bool
+	// groupColors colours each group's single bar and prints its value,
+	// for panels with one series.
+	groupColors []color.RGBA
 }
 
 func niceStep(max float64) float64 {
@@ -95,14 +101,44 @@ func (c *canvas) panel(p panel, r image.Rectangle) {
 		c.text(plot.Min.X, plot.Min.Y+20, "no data", black)
 		return
 	}
-	step := niceStep(vmax * 1.08)
-	top := math.Ceil(vmax*1.08/step) * step
-	y := func(v float64) int { return plot.Max.Y - int(float64(plot.Dy())*v/top) }
-	for t := 0.0; t <= top+step/2; t += step {
-		yy := y(t)
-		c.rect(plot.Min.X, yy, plot.Max.X, yy+1, grid)
-		lab := p.label(t)
-		c.text(plot.Min.X-6-c.width(lab), yy+4, lab, black)
+	var y func(float64) int
+	if p.log {
+		vmin := 1.0
+		for _, g := range p.values {
+			for _, v := range g {
+				if v > 0 {
+					vmin = min(vmin, v)
+				}
+			}
+		}
+		lo, hi := vmin*0.7, vmax*1.3
+		span := math.Log(hi / lo)
+		y = func(v float64) int {
+			v = max(v, lo)
+			return plot.Max.Y - int(float64(plot.Dy())*math.Log(v/lo)/span)
+		}
+		for dec := math.Pow(10, math.Floor(math.Log10(lo))); dec < hi; dec *= 10 {
+			for _, m := range []float64{1, 2, 5} {
+				t := dec * m
+				if t < lo || t > hi {
+					continue
+				}
+				yy := y(t)
+				c.rect(plot.Min.X, yy, plot.Max.X, yy+1, grid)
+				lab := p.label(t)
+				c.text(plot.Min.X-6-c.width(lab), yy+4, lab, black)
+			}
+		}
+	} else {
+		step := niceStep(vmax * 1.08)
+		top := math.Ceil(vmax*1.08/step) * step
+		y = func(v float64) int { return plot.Max.Y - int(float64(plot.Dy())*v/top) }
+		for t := 0.0; t <= top+step/2; t += step {
+			yy := y(t)
+			c.rect(plot.Min.X, yy, plot.Max.X, yy+1, grid)
+			lab := p.label(t)
+			c.text(plot.Min.X-6-c.width(lab), yy+4, lab, black)
+		}
 	}
 	c.rect(plot.Min.X, plot.Min.Y, plot.Min.X+1, plot.Max.Y, black)
 	c.rect(plot.Min.X, plot.Max.Y, plot.Max.X, plot.Max.Y+1, black)
@@ -120,7 +156,17 @@ func (c *canvas) panel(p panel, r image.Rectangle) {
 			if x1-x0 > 2 {
 				x1--
 			}
-			c.rect(x0, y(v), x1, plot.Max.Y, p.colors[si])
+			col := color.RGBA{}
+			if p.groupColors != nil {
+				col = p.groupColors[gi]
+			} else {
+				col = p.colors[si]
+			}
+			c.rect(x0, y(v), x1, plot.Max.Y, col)
+			if p.groupColors != nil {
+				lab := p.label(v)
+				c.text((x0+x1)/2-c.width(lab)/2, y(v)-3, lab, black)
+			}
 		}
 		lw := c.width(g)
 		c.text(int(float64(plot.Min.X)+gw*(float64(gi)+0.5))-lw/2, plot.Max.Y+15, g, black)
@@ -173,21 +219,26 @@ func Chart(r *Results) *image.RGBA {
 		}
 		return vals
 	}
-	ratioLabel := func(v float64) string { return fmt.Sprintf("%.1fx", v) }
+	ratioLabel := func(v float64) string {
+		if v < 1 {
+			return fmt.Sprintf("%.2gx", v)
+		}
+		return fmt.Sprintf("%.0fx", v)
+	}
 	if len(r.Rows) > 0 {
 		c.panel(panel{
-			title:  "Echo round trips per second, relative to the floor (higher is better; dashed line = floor)",
-			groups: groups, series: r.Servers, colors: colors, ref: 1, label: ratioLabel,
+			title:  "Echo round trips per second, relative to the floor, log scale (higher is better; dashed line = floor)",
+			groups: groups, series: r.Servers, colors: colors, ref: 1, label: ratioLabel, log: true,
 			values: relative(func(s EchoStats) float64 { return s.PerSec.Med }),
 		}, image.Rect(0, 50, w, 350))
 		c.panel(panel{
-			title:  "Server CPU time per round trip, relative to the floor (lower is better)",
-			groups: groups, series: r.Servers, colors: colors, ref: 1, label: ratioLabel,
+			title:  "Server CPU time per round trip, relative to the floor, log scale (lower is better)",
+			groups: groups, series: r.Servers, colors: colors, ref: 1, label: ratioLabel, log: true,
 			values: relative(func(s EchoStats) float64 { return s.CPUPerRT.Med }),
 		}, image.Rect(0, 355, w, 655))
 		c.panel(panel{
-			title:  "p99 latency, relative to the floor (lower is better)",
-			groups: groups, series: r.Servers, colors: colors, ref: 1, label: ratioLabel,
+			title:  "p99 latency, relative to the floor, log scale (lower is better)",
+			groups: groups, series: r.Servers, colors: colors, ref: 1, label: ratioLabel, log: true,
 			values: relative(func(s EchoStats) float64 { return s.P99.Med }),
 		}, image.Rect(0, 660, w, 850))
 	}
@@ -205,14 +256,13 @@ func Chart(r *Results) *image.RGBA {
 		}
 		values := make([][]float64, len(names))
 		for i := range names {
-			values[i] = make([]float64, len(names))
-			values[i][i] = vals[i]
+			values[i] = []float64{vals[i]}
 		}
 		if len(names) == 0 {
 			c.text(rect.Min.X+8, rect.Min.Y+14, title+": not measured", black)
 			return
 		}
-		c.panel(panel{title: title, groups: names, series: names, values: values, colors: cols, label: label}, rect)
+		c.panel(panel{title: title, groups: names, series: []string{"value"}, values: values, groupColors: cols, label: label}, rect)
 	}
 	memN, bcN := 0, 0
 	if len(r.Mem) > 0 {

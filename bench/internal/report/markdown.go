@@ -36,13 +36,20 @@ func Markdown(r *Results) string {
 	} else {
 		p("| Pinning | none: taskset was not found, so server and load generator shared both cores |\n")
 	}
+	if m.FileLimit > 0 {
+		note := ""
+		if m.FileLimit < 100000 {
+			note = " (without privileges to raise it, so the 100,000-connection memory row cannot run on this machine)"
+		}
+		p("| Open file limit | %s%s |\n", group(int64(m.FileLimit)), note)
+	}
 	p("| Method | %d round(s) per row and server, servers in a rotating order; each run is a fresh server process, %v warm-up then %v measured; medians with (min–max) over rounds |\n\n",
 		r.Rounds, r.Warmup, r.Duration)
 
 	p("## Targets\n\nEach target is a ratio measured side by side in this run (for `ours`, the blocking API on net/http).\n\n")
-	p("| Target | Measured | Status | Distance |\n|---|---|---|---|\n")
+	p("| Target | Measured | Status | Distance | What would close it |\n|---|---|---|---|---|\n")
 	for _, t := range Targets(r) {
-		p("| %s | %s | **%s** | %s |\n", t.Goal, dash(t.Measured), t.Status, dash(t.Distance))
+		p("| %s | %s | **%s** | %s | %s |\n", t.Goal, dash(t.Measured), t.Status, dash(t.Distance), dash(t.Closing))
 	}
 	p("\n")
 
@@ -62,7 +69,8 @@ func Markdown(r *Results) string {
 		p("\n## Echo rows\n\n")
 		p("Round trips/s counts echoes that came back whole and byte-identical; latency is from the write that carried a message to the read that completed its echo. ")
 		p("Server CPU is utime+stime of the server process over the measured window, divided by round trips. ")
-		p("Server CPU use below about 90%% means the load generator (one core, like the server) was the limit for that run, not the server.\n\n")
+		p("Server CPU use well below 100%% means the server waited: on the load generator (one core, like the server) or, on a shared machine, on other processes taking its core; CPU per round trip is the number that does not depend on that. ")
+		p("In the pipelined rows p99 mostly measures scheduling fairness: with GOMAXPROCS=1 a goroutine whose socket always has data never blocks, and the Go scheduler checks the network poller for the other connections only when its run queue empties or every 10 ms.\n\n")
 		for _, row := range r.Rows {
 			p("### %s (`%s`)\n\n", row.Title(), row.ID)
 			p("| Server | Round trips/s | p50 | p99 | Server CPU / round trip | vs floor | Server CPU use | Load gen CPU use |\n|---|---|---|---|---|---|---|---|\n")
@@ -147,6 +155,14 @@ func Markdown(r *Results) string {
 			p("| %s | %.1f | %s | %s | %s |\n", mi.Name, mi.NsOp, mbs, bop, aop)
 		}
 		p("\n")
+	}
+
+	if len(r.Profiles) > 0 {
+		p("## Where ours spends (profiles from this run)\n\n")
+		p("Taken with the server's -cpuprofile / -memprofile flags in separate runs from the measured ones, and cut to the top lines of `go tool pprof -top`.\n\n")
+		for _, pr := range r.Profiles {
+			p("### %s\n\n```\n%s\n```\n\n", pr.Title, strings.TrimSpace(pr.Text))
+		}
 	}
 
 	p("## Servers\n\nEach server is written the fastest way its documentation shows (bench/internal/servers); every one runs as its own process.\n\n")

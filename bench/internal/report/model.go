@@ -103,6 +103,7 @@ type Machine struct {
 	LoadBefore string            `json:"load_before"`
 	LoadAfter  string            `json:"load_after"`
 	Pinned     bool              `json:"pinned"`
+	FileLimit  uint64            `json:"file_limit"`
 	Command    string            `json:"command"`
 }
 
@@ -119,6 +120,7 @@ type Results struct {
 	Mem       []MemRun          `json:"mem"`
 	Broadcast []BroadcastRun    `json:"broadcast"`
 	Micro     []Micro           `json:"micro"`
+	Profiles  []Profile         `json:"profiles"`
 	MicroErr  string            `json:"micro_err,omitempty"`
 	Elapsed   time.Duration     `json:"elapsed"`
 }
@@ -236,4 +238,11 @@ func size(n int) string {
 		return fmt.Sprintf("%d KiB", n/1024)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// Profile is the top of a pprof profile of one of our servers, kept so the
+// report says where the library spends CPU and memory, not only how much.
+type Profile struct {
+	Title string `json:"title"`
+	Text  string `json:"text"`
 }

@@ -71,6 +71,10 @@ func floorLoop(conn net.Conn, initial []byte, mode Mode, h *hub[net.Conn]) {
 	}
 	var bp *[]byte
 	r := 0
+	// hint is the buffer size this connection needed last, so a stream of
+	// large frames is read in one system call each instead of starting from
+	// the smallest buffer every time.
+	hint := minBuf
 	if len(initial) > 0 {
 		bp = getBuf(len(initial))
 		r = copy(*bp, initial)
@@ -88,6 +92,7 @@ func floorLoop(conn net.Conn, initial []byte, mode Mode, h *hub[net.Conn]) {
 			if err != nil || closing {
 				return
 			}
+			hint = len(*bp)
 			if r == 0 {
 				putBuf(bp)
 				bp = nil
@@ -97,7 +102,7 @@ func floorLoop(conn net.Conn, initial []byte, mode Mode, h *hub[net.Conn]) {
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
 			if bp == nil {
-				bp = getBuf(minBuf)
+				bp = getBuf(hint)
 			}
 			for {
 				n, rerr = syscall.Read(int(fd), (*bp)[r:])

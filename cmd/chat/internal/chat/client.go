@@ -43,14 +43,6 @@ func (c *Client) Nick() string { return *c.nick.Load() }
 
 func (c *Client) setNick(n string) { c.nick.Store(&n) }
 
-// Room returns the name of the client's room, for the reader goroutine.
-func (c *Client) Room() string {
-	if c.room == nil {
-		return ""
-	}
-	return c.room.name
-}
-
 // Alive records that the peer showed a sign of life (a pong or a message).
 func (c *Client) Alive() { c.lastSeen.Store(c.hub.cfg.Now().UnixNano()) }
 

@@ -327,10 +327,16 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 		h.log.Warn("shutdown: dropping clients that did not finish closing", "err", err)
 		h.mu.Lock()
+		left := make([]*Client, 0, len(h.clients))
 		for c := range h.clients {
-			c.conn.Abort()
+			left = append(left, c)
 		}
 		h.mu.Unlock()
+		// Outside the lock: a transport may report Disconnected from
+		// inside Abort, and that takes the lock.
+		for _, c := range left {
+			c.conn.Abort()
+		}
 		// Aborted transports report Disconnected promptly; the bound keeps a
 		// broken one from holding the store open forever.
 		select {

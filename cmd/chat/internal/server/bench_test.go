@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,6 +116,10 @@ type crowd struct {
 	n     int
 	stdin io.WriteCloser
 	out   *bufio.Scanner
+	// memPerConn is this process's heap and stack growth per client of the
+	// child: the server's cost of one idle connection (library, hub,
+	// goroutines).
+	memPerConn float64
 }
 
 func newCrowd(b *testing.B, own, n int, cfg chat.Config) *crowd {
@@ -150,6 +155,7 @@ func newCrowd(b *testing.B, own, n int, cfg chat.Config) *crowd {
 			}
 		}()
 	}
+	before := memInUse()
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
@@ -187,7 +193,16 @@ func newCrowd(b *testing.B, own, n int, cfg chat.Config) *crowd {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	cr.memPerConn = float64(memInUse()-before) / float64(n)
 	return cr
+}
+
+// memInUse is the heap and goroutine stacks in use after a GC.
+func memInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
 }
 
 func (cr *crowd) await(b *testing.B, word string) {
@@ -232,6 +247,7 @@ func BenchmarkFanout10k(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/fanout")
+	b.ReportMetric(cr.memPerConn, "server-B/conn")
 }
 
 // BenchmarkRoom1k measures throughput through one room with 1,000 clients:

@@ -28,7 +28,7 @@ type Config struct {
 	AllowOrigins    []string    // extra allowed Origin patterns (host[:port] path.Match patterns)
 	MaxConns        int         // 0: unlimited
 	CloseTimeout    time.Duration
-	ShutdownTimeout time.Duration
+	ShutdownTimeout time.Duration // 0: wait for every client however long it takes
 	Logger          *slog.Logger
 }
 
@@ -47,9 +47,6 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 10 * time.Second
 	}
 	hc := cfg.Hub
 	hc.Logger = cfg.Logger
@@ -110,7 +107,10 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 	}
 	s.stopping.Store(true)
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithCancel(context.Background())
+	if d := s.cfg.ShutdownTimeout; d > 0 {
+		sctx, cancel = context.WithTimeout(context.Background(), d)
+	}
 	defer cancel()
 	// Listeners first, so no client arrives after the hub said goodbye.
 	// WebSocket connections are hijacked, so http.Server.Shutdown leaves
@@ -131,8 +131,8 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 }
 
 // pageOrigins names the origins of a page served on addr, as origin
-// patterns: the host given, or for a wildcard address the loopback names and
-// the machine's host name.
+// patterns: the host given, or for a wildcard address the loopback names,
+// the machine's host name and its interface addresses.
 func pageOrigins(addr string) []string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -144,9 +144,18 @@ func pageOrigins(addr string) []string {
 	case ip == nil && host != "":
 		hosts = append(hosts, host)
 	case ip == nil || ip.IsUnspecified():
+		// Listening everywhere: the page can be reached by any of the
+		// machine's names and addresses.
 		hosts = append(hosts, "localhost", "127.0.0.1", "::1")
 		if hn, err := os.Hostname(); err == nil && hn != "" {
 			hosts = append(hosts, hn)
+		}
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+					hosts = append(hosts, ipn.IP.String())
+				}
+			}
 		}
 	default:
 		hosts = append(hosts, host)

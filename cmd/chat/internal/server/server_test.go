@@ -337,3 +337,29 @@ func TestShutdownSends1001(t *testing.T) {
 		t.Fatalf("Serve returned %v", err)
 	}
 }
+
+// TestDeadPeerOverNetwork: a client that completes the handshake and then
+// never answers (no pong, no data) is dropped after two ping intervals.
+func TestDeadPeerOverNetwork(t *testing.T) {
+	ts := start(t, Config{Hub: chat.Config{PingInterval: 100 * time.Millisecond}}, false)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.wsURL, "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 512)
+	n, err := conn.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 101") {
+		t.Fatalf("handshake: %q %v", buf[:n], err)
+	}
+	ts.waitClients(1)
+	// From here on we read (so pings arrive) but never answer.
+	go io.Copy(io.Discard, conn)
+	ts.waitClients(0)
+	if got := ts.srv.Hub().Metrics.DeadPeers.Load(); got != 1 {
+		t.Fatalf("dead peers = %d", got)
+	}
+}
