@@ -11,8 +11,9 @@ import (
 // This file connects permessage-deflate (extension.go, compress.go) to a
 // connection: the handshakes store what was agreed, the write paths compress,
 // the read paths inflate. Every hook in the protocol code is a single call
-// guarded by c.pmd != nil, so a connection without compression runs the
-// exact code it would run if this file did not exist.
+// behind a nil check of c.pmd (or of the event's compressed flag, which only
+// a connection with c.pmd set can see), so a connection without compression
+// pays one comparison per call and no allocation.
 
 // deflateConn is a connection's permessage-deflate state, created by the
 // handshake when compression was agreed.
@@ -215,13 +216,6 @@ func (p *deflatePrepared) get(level int, data []byte) []byte {
 	return out
 }
 
-// count reports how many compressed payloads the cache holds.
-func (p *deflatePrepared) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.payload)
-}
-
 // writePreparedDeflate is WritePrepared on a connection with compression:
 // connections whose sending direction has no context takeover share one
 // compressed payload per level, the others compress for themselves.
@@ -372,6 +366,10 @@ func (s *deflateStream) Read(p []byte) (int, error) {
 func (s *deflateStream) read(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
+	}
+	if !s.c.pmd.streamOpen {
+		// finish released the inflater: the connection is gone.
+		return 0, s.fail(s.c.doneErr())
 	}
 	if len(p) == 0 {
 		return 0, nil

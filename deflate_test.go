@@ -1030,6 +1030,13 @@ func TestDeflatePrepared(t *testing.T) {
 	}
 }
 
+// count reports how many compressed payloads the cache holds (tests).
+func (p *deflatePrepared) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.payload)
+}
+
 // TestDeflateReleasedOnClose checks that closing a connection with context
 // takeover returns its flate writer, and that writes after it fail cleanly.
 func TestDeflateReleasedOnClose(t *testing.T) {
@@ -1054,4 +1061,75 @@ func TestDeflateReleasedOnClose(t *testing.T) {
 	if err := c.Write(ctx, BinaryMessage, msg); !errors.Is(err, ErrClosed) && CloseStatus(err) == 0 {
 		t.Fatalf("Write after close: %v", err)
 	}
+}
+
+// FuzzDeflateRead gives a server connection with compression agreed an
+// arbitrary compressed message, split over two frames at an arbitrary
+// point, and reads it with ReadMessage or NextReader. The connection either
+// delivers exactly what a reference inflater makes of the payload, or
+// fails with 1007 (bad data or bad UTF-8) or 1009 (too large); it never
+// panics.
+func FuzzDeflateRead(f *testing.F) {
+	f.Add(compressMessageOnce(1, []byte("hello, hello, hello")), uint16(3), true, false, false)
+	f.Add(compressMessageOnce(9, bytes.Repeat([]byte{0}, 100000)), uint16(10), false, true, true)
+	f.Add([]byte{0xff, 0x00, 0x12}, uint16(1), false, false, true)
+	f.Add(compressMessageOnce(1, []byte("caf\xc3")), uint16(0), true, true, false)
+	f.Add([]byte{}, uint16(0), true, false, false)
+	const limit = 1 << 16
+	f.Fuzz(func(t *testing.T, payload []byte, split uint16, text, stream, takeover bool) {
+		cut := min(int(split), len(payload))
+		op := opBinary
+		if text {
+			op = opText
+		}
+		in := clientFrame(cut == len(payload), rsv1, op, payload[:cut])
+		if cut < len(payload) {
+			in = append(in, clientFrame(true, 0, opContinuation, payload[cut:])...)
+		}
+		c := newConn(false, limit, time.Second)
+		c.opened(&fakeConn{in: bytes.NewReader(in)}, nil)
+		c.flushed = true
+		c.enableDeflate(deflateParams{clientNoContextTakeover: !takeover}, &CompressionOptions{})
+		var got []byte
+		var err error
+		if stream {
+			var rd io.Reader
+			if _, rd, err = c.NextReader(context.Background()); err == nil {
+				got, err = io.ReadAll(rd)
+			}
+		} else {
+			_, got, err = c.Read(context.Background())
+		}
+		ref, refErr := io.ReadAll(io.LimitReader(flate.NewReader(io.MultiReader(bytes.NewReader(payload), bytes.NewReader(inflateTrailer))), limit+1))
+		if len(payload) == 0 {
+			ref, refErr = nil, nil
+		}
+		if err != nil {
+			var pe *ProtocolError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v is not a protocol error", err)
+			}
+			switch pe.Code {
+			case StatusMessageTooBig:
+				if refErr == nil && len(ref) <= limit {
+					t.Fatalf("1009 for a message of %d bytes", len(ref))
+				}
+			case StatusInvalidFramePayloadData:
+				if refErr == nil && len(ref) <= limit && (!text || utf8Valid(ref)) {
+					t.Fatalf("1007 for valid data: %v", err)
+				}
+			default:
+				t.Fatalf("unexpected close code %v", pe.Code)
+			}
+			return
+		}
+		if refErr != nil || len(ref) > limit || !bytes.Equal(got, ref) || (text && !utf8Valid(got)) {
+			t.Fatalf("delivered %d bytes; reference %d bytes, %v", len(got), len(ref), refErr)
+		}
+	})
+}
+
+func utf8Valid(b []byte) bool {
+	var v utf8Validator
+	return v.feed(b) && v.complete()
 }

@@ -300,13 +300,18 @@ func profiles(ctx context.Context, l *launcher, p plan) []report.Profile {
 			Text:  pprofTop(ctx, l.exe, file, "-top", "-nodecount=25"),
 		})
 	}
-	file := filepath.Join(dir, "idle.heap")
-	if _, err := memRun(ctx, l, report.Ours, p.memConns, "-memprofile", file); err != nil {
-		slog.Error("profile", "err", err)
-	} else {
+	for _, name := range []string{report.Ours, "ours-event"} {
+		if !slices.Contains(p.servers, name) {
+			continue
+		}
+		file := filepath.Join(dir, name+".heap")
+		if _, err := memRun(ctx, l, name, p.memConns, "-memprofile", file); err != nil {
+			slog.Error("profile", "err", err)
+			continue
+		}
 		out = append(out, report.Profile{
-			Title: fmt.Sprintf("Live heap with %s idle connections (sampled; divide by the connection count for bytes per connection)", fmt.Sprint(p.memConns)),
-			Text:  pprofTop(ctx, l.exe, file, "-top", "-nodecount=15", "-sample_index=inuse_space"),
+			Title: fmt.Sprintf("Live heap of %s with %d idle connections (sampled; divide by the connection count for bytes per connection)", name, p.memConns),
+			Text:  pprofTop(ctx, l.exe, file, "-top", "-nodecount=12", "-sample_index=inuse_space"),
 		})
 	}
 	return out

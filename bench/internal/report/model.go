@@ -23,7 +23,11 @@ type Row struct {
 
 // Title describes the row the way the issue does.
 func (r Row) Title() string {
-	t := fmt.Sprintf("%s conns, %s", count(r.Conns), size(r.Payload))
+	conns := "conns"
+	if r.Conns == 1 {
+		conns = "conn"
+	}
+	t := fmt.Sprintf("%s %s, %s", count(r.Conns), conns, size(r.Payload))
 	if r.Text {
 		t += " text"
 	}

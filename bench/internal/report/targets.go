@@ -159,11 +159,23 @@ func Targets(r *Results) []Target {
 	// 4. Idle memory.
 	{
 		t := Target{Goal: "Memory per idle connection (net/http backend) ≤ 4,000 B"}
-		st, _, ok := r.MemStatsFor(Ours)
-		if !ok || st.N == 0 {
+		// Both of our APIs run on net/http; the better one decides.
+		best, st := "", Stat{}
+		var parts []string
+		for _, name := range []string{Ours, "ours-event"} {
+			s, _, ok := r.MemStatsFor(name)
+			if !ok || s.N == 0 {
+				continue
+			}
+			parts = append(parts, fmt.Sprintf("%s %s", name, withRange(s, fmtBytes)))
+			if best == "" || s.Med < st.Med {
+				best, st = name, s
+			}
+		}
+		if best == "" {
 			t.Status = "not measured"
 		} else {
-			t.Measured = withRange(st, fmtBytes)
+			t.Measured = strings.Join(parts, "; ")
 			if f, _, ok := r.MemStatsFor("floor"); ok && f.N > 0 {
 				t.Measured += fmt.Sprintf("; floor %s", fmtBytes(f.Med))
 			}
@@ -171,7 +183,7 @@ func Targets(r *Results) []Target {
 				t.Status = "met"
 			} else {
 				t.Status = "missed"
-				t.Distance = fmt.Sprintf("%s over (%.2f× the budget)", fmtBytes(st.Med-4000), st.Med/4000)
+				t.Distance = fmt.Sprintf("best is %s, %s over (%.2f× the budget)", best, fmtBytes(st.Med-4000), st.Med/4000)
 			}
 		}
 		ts = append(ts, t)
@@ -253,7 +265,7 @@ var closing = []string{
 	"the CPU profiles below show what ours does beyond the floor's read, unmask and write; everything outside the system calls is the budget to cut",
 	"fewer system calls and goroutine wake-ups per message (p99 with one in flight follows CPU per round trip and scheduling); see the CPU profiles",
 	"parse every frame already in the read buffer before reading again, and coalesce queued frames into one write: the pipelined CPU profile shows one write system call per message",
-	"lazy buffers: let go of net/http's hijacked bufio reader and writer, take the read buffer from a pool only once bytes are readable (as the floor does), shrink the Conn; see the heap profile",
+	"lazy buffers: take the read buffer from a pool only once bytes are readable (as the floor does) and shrink the Conn; in the blocking API the handler keeps net/http's serving goroutine, its stack and its 4 KiB bufio reader and writer alive; see the heap profile",
 	"encode once and write each connection directly, without per-connection queues or goroutines",
 	"reuse buffers on the paths listed",
 	"mask a machine word or more at a time, unrolled",

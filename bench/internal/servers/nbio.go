@@ -3,7 +3,9 @@ package servers
 import (
 	"context"
 	"net/http"
+	"os"
 
+	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
 )
@@ -11,13 +13,15 @@ import (
 func init() {
 	register(Server{
 		Name:      "nbio",
-		Doc:       "lesismal/nbio nbhttp engine in non-blocking (epoll) mode with the websocket Upgrader; WriteMessage from OnMessage, payload released after the handler",
+		Doc:       "lesismal/nbio nbhttp engine in non-blocking (epoll) mode with the websocket Upgrader; OnMessage runs inline on the poller (ServerExecutor) and calls WriteMessage; payload released after the handler",
 		Broadcast: true,
 		Run:       runNbio,
 	})
 }
 
 func runNbio(ctx context.Context, addr string, mode Mode) error {
+	// stdout belongs to the report's line protocol.
+	logging.Output = os.Stderr
 	h := newHub[*websocket.Conn]()
 	up := websocket.NewUpgrader()
 	up.CheckOrigin = func(*http.Request) bool { return true }
@@ -51,6 +55,10 @@ func runNbio(ctx context.Context, addr string, mode Mode) error {
 		Handler:                 mux,
 		IOMod:                   nbhttp.IOModNonBlocking,
 		ReleaseWebsocketPayload: true,
+		// Run OnMessage on the poller goroutine that parsed the frame
+		// instead of handing it to nbio's goroutine pool: an echo never
+		// blocks, so the hand-off would be pure overhead.
+		ServerExecutor: func(f func()) { f() },
 	})
 	if err := engine.Start(); err != nil {
 		return err
