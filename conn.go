@@ -103,6 +103,8 @@ type Conn struct {
 	readSem    chan struct{}
 	dec        decoder
 	rbuf       []byte
+	rbufp      *[]byte     // rbuf's pool slot, when it is borrowed (readbuf.go)
+	idle       *idleReader // set when reads can wait without a buffer
 	rpos       int
 	rend       int
 	inMsg      bool // a data message was partly returned by NextReader
@@ -115,6 +117,9 @@ type Conn struct {
 	msgSem   chan struct{}
 	frameMu  sync.Mutex
 	writeErr error
+	batching bool    // frames go to batch (see sendLocked)
+	batch    []byte  // frames gathered while batching
+	batchBuf *[]byte // batch's pool slot
 	bufs     net.Buffers
 	bufArr   [2][]byte
 	msgWrite messageWriter
@@ -163,8 +168,7 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 // read from the network.
 func (c *Conn) opened(nc net.Conn, buffered []byte) {
 	c.netConn = nc
-	c.rbuf = make([]byte, max(readBufferSize, len(buffered)))
-	c.rend = copy(c.rbuf, buffered)
+	c.setupReadBuffer(nc, buffered)
 	c.state.Store(int32(Open))
 }
 

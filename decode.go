@@ -220,9 +220,16 @@ func (d *decoder) startFrame(h frameHeader) error {
 			d.utf8.reset()
 		}
 		// The length is checked as soon as the header says it: a peer that
-		// announces too much is stopped before it sends the payload.
+		// announces too much is stopped before it sends the payload. A
+		// compressed message is limited after inflating; on the wire it may
+		// exceed the limit by deflate's framing overhead (stored blocks cost
+		// 5 bytes per 64 KiB), which compressedSlack allows.
 		d.msgLen += h.length
-		if d.maxLength > 0 && (d.msgLen > d.maxLength || d.msgLen < 0) {
+		limit := d.maxLength
+		if d.msgCompressed {
+			limit += compressedSlack(limit)
+		}
+		if d.maxLength > 0 && (d.msgLen > limit || d.msgLen < 0) {
 			return errTooBig
 		}
 	}
@@ -264,3 +271,8 @@ func (d *decoder) payloadRemaining() int64 {
 	}
 	return d.remaining
 }
+
+// compressedSlack is how far a compressed message may exceed the maximum
+// length on the wire: incompressible data grows by deflate's block headers,
+// well under 1/1024 of its size plus a few bytes.
+func compressedSlack(limit int64) int64 { return limit>>10 + 64 }

@@ -204,3 +204,24 @@ func TestDecoderStickyError(t *testing.T) {
 		t.Fatalf("after an error: %v", err)
 	}
 }
+
+// A compressed message is limited after inflating; on the wire it may be
+// a little larger than the limit (incompressible data grows slightly).
+func TestDecoderCompressedSlack(t *testing.T) {
+	const limit = 1000
+	ok := appendFrameHeader(nil, true, rsv1, opBinary, limit+compressedSlack(limit), true, [4]byte{})
+	d := &decoder{expectMasked: true, allowRSV1: true, maxLength: limit}
+	if _, _, err := d.parse(ok); err != nil {
+		t.Fatalf("compressed frame within the slack: %v", err)
+	}
+	over := appendFrameHeader(nil, true, rsv1, opBinary, limit+compressedSlack(limit)+1, true, [4]byte{})
+	d = &decoder{expectMasked: true, allowRSV1: true, maxLength: limit}
+	if _, _, err := d.parse(over); !errors.Is(err, errTooBig) {
+		t.Fatalf("compressed frame over the slack: %v", err)
+	}
+	plain := appendFrameHeader(nil, true, 0, opBinary, limit+1, true, [4]byte{})
+	d = &decoder{expectMasked: true, allowRSV1: true, maxLength: limit}
+	if _, _, err := d.parse(plain); !errors.Is(err, errTooBig) {
+		t.Fatalf("uncompressed frame over the limit: %v", err)
+	}
+}

@@ -36,11 +36,11 @@ type conformanceOffer struct {
 // limits of 8 and 15, and a list of offers of which the first is taken.
 var conformanceOffers = []conformanceOffer{
 	{"13.1 default", "permessage-deflate", deflateParams{}},
-	{"13.2 client no takeover", "permessage-deflate; client_no_context_takeover", deflateParams{}},
+	{"13.2 client no takeover", "permessage-deflate; client_no_context_takeover", deflateParams{clientNoContextTakeover: true}},
 	{"13.3 server bits 8", "permessage-deflate; server_max_window_bits=8", deflateParams{serverMaxWindowBits: 8}},
 	{"13.4 server bits 15", "permessage-deflate; server_max_window_bits=15", deflateParams{serverMaxWindowBits: 15}},
 	{"13.5 no takeover, bits 8", "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=8; client_max_window_bits=8",
-		deflateParams{serverNoContextTakeover: true, serverMaxWindowBits: 8}},
+		deflateParams{serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 8}},
 	{"13.6 no takeover, bits 15", "permessage-deflate; server_no_context_takeover; server_max_window_bits=15; client_max_window_bits",
 		deflateParams{serverNoContextTakeover: true, serverMaxWindowBits: 15}},
 	{"13.7 several offers", "permessage-deflate; server_no_context_takeover; server_max_window_bits=8, permessage-deflate; server_no_context_takeover, permessage-deflate",

@@ -229,7 +229,7 @@ func compressionCases() []compressionCase {
 		{name: "no-takeover-server-opt", server: &CompressionOptions{NoContextTakeover: true}, client: &CompressionOptions{},
 			wantExt: "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
 		{name: "no-takeover-client-opt", server: &CompressionOptions{}, client: &CompressionOptions{NoContextTakeover: true},
-			wantExt: "permessage-deflate; server_no_context_takeover"},
+			wantExt: "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
 		{name: "level-huffman", server: &CompressionOptions{Level: flate.HuffmanOnly}, client: &CompressionOptions{Level: flate.HuffmanOnly}, wantExt: "permessage-deflate"},
 		{name: "level-6", server: &CompressionOptions{Level: 6}, client: &CompressionOptions{Level: flate.DefaultCompression}, wantExt: "permessage-deflate"},
 		{name: "level-9", server: &CompressionOptions{Level: 9}, client: &CompressionOptions{Level: 9}, wantExt: "permessage-deflate"},

@@ -141,10 +141,23 @@ func (c *Conn) runEvents() {
 			break
 		}
 		buf = msg
+		// More bytes already read means more messages are probably
+		// waiting: what the handlers send goes out in one write once they
+		// have run (see sendLocked).
+		if c.rpos < c.rend && !c.batching {
+			c.beginBatch()
+		}
 		if fn := c.events.get().message; fn != nil {
 			fn(Message{Type: typ, Data: msg})
 		}
+		if c.rpos == c.rend {
+			c.endBatch()
+		}
+		if cap(buf) > 64<<10 {
+			buf = nil // do not keep a large message's buffer for an idle connection
+		}
 	}
+	c.endBatch()
 	<-c.done
 	code, reason := StatusAbnormalClosure, ""
 	var ce *CloseError

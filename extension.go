@@ -362,9 +362,10 @@ func deflateNegotiateServer(headerValues []string, opts *CompressionOptions) (pa
 		// accepted by echoing it; the server may also add it unasked.
 		agreed.serverNoContextTakeover = offered.serverNoContextTakeover || opts.NoContextTakeover
 		// RFC 7692 §7.1.1.2: the server may add client_no_context_takeover
-		// whether or not it was offered; the offered one is only a hint, so
-		// echoing it is needed only when we want it ourselves.
-		agreed.clientNoContextTakeover = opts.NoContextTakeover
+		// whether or not it was offered. An offered one is echoed: it costs
+		// us nothing (the client just resets its window), and some clients
+		// (gorilla/websocket) refuse a response that drops it.
+		agreed.clientNoContextTakeover = offered.clientNoContextTakeover || opts.NoContextTakeover
 		// RFC 7692 §7.1.2.1: answer with the same or a smaller value than
 		// offered; without an offered value the server may still limit
 		// itself.

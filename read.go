@@ -34,11 +34,14 @@ func (c *Conn) fill(ctx context.Context) error {
 		return c.closeErr
 	default:
 	}
+	if c.batching {
+		c.endBatch() // never wait for the peer with frames held back
+	}
 	g, err := startIO(ctx, c.netConn, readDeadline)
 	if err != nil {
 		return err
 	}
-	n, err := c.netConn.Read(c.rbuf)
+	n, err := c.readNet()
 	err = g.end(err)
 	c.rpos, c.rend = 0, n
 	if n > 0 {
@@ -72,6 +75,7 @@ func (c *Conn) handleEvent(ev event) (event, error) {
 // (RFC 6455 §5.5.1, §7.1.2): echo it unless we sent ours first, let the TCP
 // connection go down, and report the peer's code and reason.
 func (c *Conn) receiveClose(code StatusCode, reason string) error {
+	c.endBatch()
 	c.closeMu.Lock()
 	reply := !c.closeSent
 	c.closeSent = true
@@ -97,6 +101,7 @@ func (c *Conn) failProtocol(err error) error {
 	if !errors.As(err, &pe) {
 		pe = &ProtocolError{Code: StatusProtocolError, Reason: err.Error()}
 	}
+	c.endBatch()
 	c.closeMu.Lock()
 	send := !c.closeSent
 	c.closeSent = true
@@ -203,6 +208,9 @@ func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, 
 // fillDirect reads payload bytes into dst (the free tail of *b) and runs
 // them through the decoder in place.
 func (c *Conn) fillDirect(ctx context.Context, dst []byte, b *[]byte) error {
+	if c.batching {
+		c.endBatch()
+	}
 	g, err := startIO(ctx, c.netConn, readDeadline)
 	if err != nil {
 		return err

@@ -87,7 +87,9 @@ func (c *Conn) writeFrameLocked(fin bool, rsv uint8, op opcode, p []byte) error 
 	if !c.client {
 		b = appendFrameHeader(b, fin, rsv, op, int64(len(p)), false, [4]byte{})
 		if len(p) <= cap(b)-len(b) {
-			_, err := c.netConn.Write(append(b, p...))
+			return c.sendLocked(append(b, p...))
+		}
+		if err := c.flushBatchLocked(); err != nil {
 			return err
 		}
 		// Header and payload go out in one writev, without copying.
@@ -108,7 +110,7 @@ func (c *Conn) writeFrameLocked(fin bool, rsv uint8, op opcode, p []byte) error 
 		b = append(b, p[:n]...)
 		pos = maskBytes(key, pos, b[start:])
 		p = p[n:]
-		if _, err := c.netConn.Write(b); err != nil {
+		if err := c.sendLocked(b); err != nil {
 			return err
 		}
 		if len(p) == 0 {
@@ -189,7 +191,9 @@ func (w *MessageWriter) Write(p []byte) (int, error) {
 
 func (w *MessageWriter) flush(fin bool) error {
 	var err error
-	if w.c.pmd != nil {
+	if w.c.ReadyState() != Open {
+		err = ErrClosed // no data may follow a close frame (RFC 6455 §5.5.1)
+	} else if w.c.pmd != nil {
 		err = w.flushDeflate(fin)
 	} else {
 		err = w.c.writeFrame(w.ctx, fin, 0, w.op, w.buf)
@@ -272,10 +276,77 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.netConn.Write(pm.frame)
+	err = c.sendLocked(pm.frame)
 	if err = g.end(err); err != nil {
 		c.writeErr = err
 		c.finish(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error()})
 	}
 	return err
+}
+
+// Write batching. When several messages arrive together, the event loop
+// runs their handlers as one batch: the frames they send (from any
+// goroutine) are gathered and go out in one write when the batch ends,
+// instead of one system call each. A batch ends when the messages that had
+// already arrived are handled, before the connection waits for more, and
+// before a close frame is answered; it never holds more than maxBatch bytes.
+const maxBatch = 64 << 10
+
+// sendLocked writes b, one or more whole frames, or adds it to the open
+// batch. The caller holds frameMu.
+func (c *Conn) sendLocked(b []byte) error {
+	if c.batching {
+		if len(c.batch)+len(b) > cap(c.batch) {
+			if err := c.flushBatchLocked(); err != nil {
+				return err
+			}
+		}
+		if len(b) <= cap(c.batch) {
+			c.batch = append(c.batch, b...)
+			return nil
+		}
+	}
+	_, err := c.netConn.Write(b)
+	return err
+}
+
+// flushBatchLocked writes what the batch holds. The caller holds frameMu.
+func (c *Conn) flushBatchLocked() error {
+	if len(c.batch) == 0 {
+		return nil
+	}
+	_, err := c.netConn.Write(c.batch)
+	c.batch = c.batch[:0]
+	return err
+}
+
+// beginBatch opens a batch. Only the reading goroutine calls it.
+func (c *Conn) beginBatch() {
+	c.frameMu.Lock()
+	c.batching = true
+	c.batchBuf = largeWritePool.Get().(*[]byte)
+	c.batch = (*c.batchBuf)[:0]
+	c.frameMu.Unlock()
+}
+
+// endBatch sends what the batch gathered and closes it. Only the reading
+// goroutine calls it.
+func (c *Conn) endBatch() {
+	c.frameMu.Lock()
+	defer c.frameMu.Unlock()
+	if !c.batching {
+		return
+	}
+	var err error
+	if c.writeErr == nil {
+		err = c.flushBatchLocked()
+	}
+	c.batching = false
+	*c.batchBuf = c.batch[:0]
+	largeWritePool.Put(c.batchBuf)
+	c.batchBuf, c.batch = nil, nil
+	if err != nil {
+		c.writeErr = err
+		c.finish(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error()})
+	}
 }

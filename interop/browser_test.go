@@ -26,10 +26,14 @@ type browserPeer struct{ version, userAgent string }
 
 var errNoBrowser = errors.New("chromium not found")
 
-func (*browserPeer) Name() string        { return "chromium" }
-func (*browserPeer) Title() string       { return "Chromium" }
-func (*browserPeer) Can(Capability) bool { return false }
-func (*browserPeer) HasServer() bool     { return false }
+func (*browserPeer) Name() string    { return "chromium" }
+func (*browserPeer) Title() string   { return "Chromium" }
+func (*browserPeer) HasServer() bool { return false }
+
+// Can: a page's WebSocket always offers permessage-deflate with context
+// takeover and client_max_window_bits, and nothing in its API configures it.
+func (*browserPeer) Can(c Capability) bool { return c == CanContextTakeover || c == CanWindowBits }
+
 func (b *browserPeer) Version() string {
 	if strings.Contains(b.userAgent, "Headless") {
 		return b.version + ", headless"
@@ -93,6 +97,6 @@ func (b *browserPeer) RunClient(ctx context.Context, t *testing.T, srv *ourServe
 	}
 }
 
-func (*browserPeer) StartServer(context.Context, *testing.T, func(peerResult)) (string, func(), error) {
-	return "", nil, errors.New("a browser has no WebSocket server")
+func (*browserPeer) StartServer(context.Context, *testing.T, func(peerResult)) (map[PeerDeflate]string, func(), error) {
+	return nil, nil, errors.New("a browser has no WebSocket server")
 }

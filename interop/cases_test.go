@@ -66,6 +66,54 @@ const (
 	CanSendFragments Capability = "send fragments"
 	// CanPing: the API can send a ping and see the pong.
 	CanPing Capability = "send pings"
+	// CanContextTakeover: the peer's permessage-deflate keeps its context
+	// between messages (RFC 7692 §7.1.1); without it a peer always asks for
+	// no context takeover.
+	CanContextTakeover Capability = "use context takeover"
+	// CanAskNoContextTakeover: the peer can be configured to ask for no
+	// context takeover in both directions (PeerDeflateNoContext).
+	CanAskNoContextTakeover Capability = "be configured to ask for no context takeover"
+	// CanWindowBits: the peer honours the max_window_bits parameters we ask
+	// for.
+	CanWindowBits Capability = "honour max_window_bits"
+	// CanAskWindowBits: the peer can be configured to ask for window limits
+	// itself (PeerDeflateWindow).
+	CanAskWindowBits Capability = "be configured to ask for max_window_bits"
+	// CanSendCompressedFragments: the peer's API can send one compressed
+	// message as several frames.
+	CanSendCompressedFragments Capability = "send a compressed message as fragments"
+)
+
+// PeerDeflate is how the peer's permessage-deflate is configured for a
+// case; the peers read it from the case list (clients) or from the server
+// they were reached at (servers, one listener per mode).
+type PeerDeflate string
+
+const (
+	// PeerDeflateDefault is the peer as usually deployed: it offers (or
+	// accepts) permessage-deflate with its default parameters. Every case
+	// that does not say otherwise runs with it; compression is then used
+	// only when our side's Case.Compression turns it on.
+	PeerDeflateDefault PeerDeflate = "default"
+	// PeerDeflateNoContext: the peer asks for server_no_context_takeover and
+	// client_no_context_takeover (a client offers them, a server answers
+	// with them whatever the offer).
+	PeerDeflateNoContext PeerDeflate = "no-ctx"
+	// PeerDeflateWindow: the peer asks for server_max_window_bits and
+	// client_max_window_bits of peerWindowBits.
+	PeerDeflateWindow PeerDeflate = "window"
+)
+
+// peerDeflateModes lists the modes a peer server listens for.
+var peerDeflateModes = []PeerDeflate{PeerDeflateDefault, PeerDeflateNoContext, PeerDeflateWindow}
+
+// peerWindowBits and ourWindowBits are the window limits of the window
+// cases: small enough that a back-reference beyond them, which a 32 KiB
+// window would produce on these payloads, breaks the other side's inflater.
+// Not 8: zlib, under Node and Python, turns a window of 8 bits into 9.
+const (
+	peerWindowBits = 10
+	ourWindowBits  = 9
 )
 
 // Case is one row of the matrix.
@@ -88,10 +136,49 @@ type Case struct {
 	// they are deployed, so this alone decides whether it is used; the
 	// frame sniffer records RSV1 to prove it was.
 	Compression *websocket.CompressionOptions
+	// PeerDeflate is the peer's permessage-deflate configuration ("" is
+	// PeerDeflateDefault).
+	PeerDeflate PeerDeflate
+	// JSON makes a text payload JSON-like (compressible) instead of random
+	// characters.
+	JSON bool
+	// Count is how many messages of Size a payload case sends in a row (0
+	// means 1); the messages differ but look alike, as a stream of JSON
+	// events does, so context takeover matters.
+	Count int
+	// WantExt lists parameters the agreed Sec-WebSocket-Extensions must
+	// carry (besides permessage-deflate itself), and WantExtOurServer those
+	// it must also carry when our side is the server; ForbidExt lists
+	// parameters it must not carry.
+	WantExt, WantExtOurServer, ForbidExt []string
+	// Section is the table of docs/INTEROP.md the case goes in.
+	Section Section
 
 	// run is our side of the case, on an open connection.
 	run func(oc *ourConn, c Case) error
 }
+
+// Section is a table of the matrix.
+type Section string
+
+const (
+	// SectionBasic is RFC 6455 without extensions.
+	SectionBasic Section = ""
+	// SectionCompression is permessage-deflate (RFC 7692).
+	SectionCompression Section = "compression"
+)
+
+// sections lists the tables in order.
+var sections = []Section{SectionBasic, SectionCompression}
+
+func (c Case) peerDeflate() PeerDeflate {
+	if c.PeerDeflate == "" {
+		return PeerDeflateDefault
+	}
+	return c.PeerDeflate
+}
+
+func (c Case) count() int { return max(1, c.Count) }
 
 const (
 	kib = 1 << 10
@@ -158,6 +245,89 @@ func allCases() []Case {
 		Case{Name: "close-from-us", Title: "close 4001 + reason from us", Kind: KindCloseFromUs, run: runCloseFromUs},
 		Case{Name: "close-from-peer", Title: "close 4002 + reason from peer", Kind: KindCloseFromPeer, run: runCloseFromPeer},
 	)
+	return append(cs, compressionCases()...)
+}
+
+// compressionCases are the permessage-deflate rows. Every one checks that
+// the handshake agreed on permessage-deflate (with the case's parameters),
+// that each message we sent went compressed (RSV1 on its first frame only)
+// and that the peer's echoes came compressed too, then the payloads byte
+// for byte, as every payload case does.
+func compressionCases() []Case {
+	ctx := func() *websocket.CompressionOptions { return &websocket.CompressionOptions{} }
+	noCtx := func() *websocket.CompressionOptions {
+		return &websocket.CompressionOptions{NoContextTakeover: true}
+	}
+	const bothNoCtx = "server_no_context_takeover client_no_context_takeover"
+	noCtxParams := []string{"server_no_context_takeover", "client_no_context_takeover"}
+	cs := []Case{
+		{
+			Name: "deflate-text-1k", Title: "text 1 KiB JSON-like",
+			Kind: KindEcho, Type: websocket.TextMessage, Size: 1 * kib, JSON: true, Compression: ctx(),
+		},
+		{
+			Name: "deflate-text-64k", Title: "text 64 KiB JSON-like",
+			Kind: KindEcho, Type: websocket.TextMessage, Size: 64 * kib, JSON: true, Compression: ctx(),
+		},
+		{
+			// Incompressible: deflate makes it a little larger on the wire,
+			// yet it must pass with MaxLength exactly 16 MiB.
+			Name: "deflate-binary-16m", Title: "binary 16 MiB random (incompressible)",
+			Kind: KindEcho, Type: websocket.BinaryMessage, Size: 16 * mib, Compression: ctx(),
+		},
+		{
+			Name: "deflate-fragmented-we-send", Title: "fragmented text JSON-like, we send",
+			Kind: KindEcho, Type: websocket.TextMessage, Size: fragmentedSize, JSON: true, Fragment: true,
+			Compression: ctx(),
+		},
+		{
+			Name: "deflate-fragmented-peer-sends", Title: "fragmented text JSON-like, peer sends",
+			Kind: KindEchoFragmented, Needs: CanSendCompressedFragments,
+			Type: websocket.TextMessage, Size: fragmentedSize, JSON: true, Compression: ctx(),
+		},
+		{
+			Name: "deflate-ctx-sequence", Title: "12 × 1 KiB in a row, context takeover both ways",
+			Kind: KindEcho, Needs: CanContextTakeover, Type: websocket.TextMessage, Size: 1 * kib, JSON: true, Count: 12,
+			Compression: ctx(), ForbidExt: noCtxParams,
+		},
+		{
+			Name: "deflate-our-no-ctx-sequence", Title: "12 × 1 KiB in a row, we ask " + bothNoCtx,
+			Kind: KindEcho, Type: websocket.TextMessage, Size: 1 * kib, JSON: true, Count: 12,
+			Compression: noCtx(), WantExt: noCtxParams[:1], WantExtOurServer: noCtxParams[1:],
+		},
+		{
+			Name: "deflate-peer-no-ctx-sequence", Title: "12 × 1 KiB in a row, peer asks " + bothNoCtx + ", ours default",
+			Kind: KindEcho, Needs: CanAskNoContextTakeover, PeerDeflate: PeerDeflateNoContext,
+			Type: websocket.TextMessage, Size: 1 * kib, JSON: true, Count: 12,
+			Compression: ctx(), WantExt: noCtxParams,
+		},
+		{
+			Name: "deflate-both-no-ctx-sequence", Title: "12 × 1 KiB in a row, both ask " + bothNoCtx,
+			Kind: KindEcho, Needs: CanAskNoContextTakeover, PeerDeflate: PeerDeflateNoContext,
+			Type: websocket.TextMessage, Size: 1 * kib, JSON: true, Count: 12,
+			Compression: noCtx(), WantExt: noCtxParams,
+		},
+		{
+			Name:  "deflate-our-window-sequence",
+			Title: fmt.Sprintf("4 × 16 KiB in a row, we ask max_window_bits=%d both ways", ourWindowBits),
+			Kind:  KindEcho, Needs: CanWindowBits, Type: websocket.TextMessage, Size: 16 * kib, JSON: true, Count: 4,
+			Compression:      &websocket.CompressionOptions{ServerMaxWindowBits: ourWindowBits, ClientMaxWindowBits: ourWindowBits},
+			WantExt:          []string{fmt.Sprintf("server_max_window_bits=%d", ourWindowBits)},
+			WantExtOurServer: []string{fmt.Sprintf("client_max_window_bits=%d", ourWindowBits)},
+		},
+		{
+			Name:  "deflate-peer-window-sequence",
+			Title: fmt.Sprintf("4 × 16 KiB in a row, peer asks max_window_bits=%d both ways, ours default", peerWindowBits),
+			Kind:  KindEcho, Needs: CanAskWindowBits, PeerDeflate: PeerDeflateWindow,
+			Type: websocket.TextMessage, Size: 16 * kib, JSON: true, Count: 4,
+			Compression: ctx(),
+			WantExt:     []string{fmt.Sprintf("server_max_window_bits=%d", peerWindowBits)},
+		},
+	}
+	for i := range cs {
+		cs[i].Section = SectionCompression
+		cs[i].run = runPayload
+	}
 	return cs
 }
 
@@ -175,15 +345,21 @@ var payloads sync.Map // case name -> []byte
 
 // payload is the case's message: pseudo-random but the same on every run
 // (seeded by the case name), valid UTF-8 for text.
-func (c Case) payload() []byte {
-	if p, ok := payloads.Load(c.Name); ok {
+func (c Case) payload() []byte { return c.payloadN(0) }
+
+// payloadN is message i of the case (see Count).
+func (c Case) payloadN(i int) []byte {
+	key := fmt.Sprintf("%s/%d", c.Name, i)
+	if p, ok := payloads.Load(key); ok {
 		return p.([]byte)
 	}
 	h := fnv.New64a()
-	h.Write([]byte(c.Name))
+	h.Write([]byte(key))
 	r := rand.New(rand.NewPCG(h.Sum64(), 0x696e7465726f70))
 	var p []byte
-	if c.Type == websocket.TextMessage {
+	if c.Type == websocket.TextMessage && c.JSON {
+		p = jsonText(r, c.Size)
+	} else if c.Type == websocket.TextMessage {
 		p = randomText(r, c.Size)
 	} else {
 		p = make([]byte, c.Size)
@@ -191,8 +367,33 @@ func (c Case) payload() []byte {
 			p[i] = byte(r.Uint32())
 		}
 	}
-	payloads.Store(c.Name, p)
+	payloads.Store(key, p)
 	return p
+}
+
+// jsonText returns exactly n bytes of UTF-8 that look like a stream of chat
+// events in JSON: repetitive keys, varying values, some non-ASCII text. It
+// compresses several times, as real JSON traffic does.
+func jsonText(r *rand.Rand, n int) []byte {
+	users := []string{"alice", "bob", "chloé", "dmitri", "eiko", "françois", "günther", "zoë"}
+	words := []string{"hello", "world", "deploy", "status", "żółw", "ok", "ñandú", "rollback", "✓", "latency", "p99", "build"}
+	b := make([]byte, 0, n+256)
+	b = append(b, '[')
+	for len(b) < n {
+		b = fmt.Appendf(b, `{"id":%d,"type":"message","room":"room-%d","user":{"name":%q,"online":%t},"text":"`,
+			r.IntN(1_000_000), r.IntN(16), users[r.IntN(len(users))], r.IntN(2) == 0)
+		for k := 3 + r.IntN(8); k > 0; k-- {
+			b = append(b, words[r.IntN(len(words))]...)
+			b = append(b, ' ')
+		}
+		b = fmt.Appendf(b, `","ts":%d,"tags":["t%d","t%d"]},`+"\n", 1_700_000_000+r.IntN(100_000), r.IntN(50), r.IntN(50))
+	}
+	b = b[:n]
+	// The cut may have split a character: blank its leftover bytes.
+	for i := len(b) - 1; i >= 0 && i >= len(b)-3 && !utf8.Valid(b); i-- {
+		b[i] = ' '
+	}
+	return b
 }
 
 // randomText returns exactly n bytes of UTF-8 mixing 1- to 4-byte

@@ -10,6 +10,9 @@
 //
 //	go test -race -count=1 ./...
 //
+// INTEROP_CASES, a regular expression, runs only the cases whose names
+// match (INTEROP_CASES=deflate runs the compression rows).
+//
 // The matrix file is rewritten only by a complete run (every peer, both
 // directions); a run filtered with -run, or one missing a peer outside CI,
 // leaves it alone.

@@ -24,7 +24,18 @@ func (gorillaLib) name() string   { return "gorilla" }
 func (gorillaLib) title() string  { return "gorilla/websocket" }
 func (gorillaLib) module() string { return "github.com/gorilla/websocket" }
 
-func (gorillaLib) dial(ctx context.Context, url string, protocols []string, fragmenting bool) (goConn, error) {
+// can: gorilla's permessage-deflate always asks for no context takeover in
+// both directions and knows no window parameters.
+func (gorillaLib) can(c Capability) bool {
+	switch c {
+	case CanContextTakeover, CanWindowBits, CanAskWindowBits:
+		return false
+	}
+	return true
+}
+
+// dial: mode needs no setting, as gorilla has one (PeerDeflateNoContext).
+func (gorillaLib) dial(ctx context.Context, url string, protocols []string, fragmenting bool, _ PeerDeflate) (goConn, error) {
 	// Offering compression is inert unless our side accepts it (Case.Compression).
 	d := gorilla.Dialer{Subprotocols: protocols, HandshakeTimeout: 10 * time.Second, EnableCompression: true}
 	if fragmenting {
@@ -37,7 +48,7 @@ func (gorillaLib) dial(ctx context.Context, url string, protocols []string, frag
 	return newGorillaConn(c), nil
 }
 
-func (gorillaLib) accept(w http.ResponseWriter, r *http.Request, fragmenting bool) (goConn, error) {
+func (gorillaLib) accept(w http.ResponseWriter, r *http.Request, fragmenting bool, _ PeerDeflate) (goConn, error) {
 	u := gorilla.Upgrader{Subprotocols: []string{expectedProtocol}, EnableCompression: true}
 	if fragmenting {
 		u.WriteBufferSize = fragmentingBufferSize
@@ -150,10 +161,21 @@ func (coderLib) name() string   { return "coder" }
 func (coderLib) title() string  { return "coder/websocket" }
 func (coderLib) module() string { return "github.com/coder/websocket" }
 
-func (coderLib) dial(ctx context.Context, url string, protocols []string, _ bool) (goConn, error) {
+// can: coder does not honour window parameters.
+func (coderLib) can(c Capability) bool { return c != CanWindowBits && c != CanAskWindowBits }
+
+// coderMode is coder's setting for a PeerDeflate mode.
+func coderMode(mode PeerDeflate) coder.CompressionMode {
+	if mode == PeerDeflateNoContext {
+		return coder.CompressionNoContextTakeover
+	}
+	return coder.CompressionContextTakeover
+}
+
+func (coderLib) dial(ctx context.Context, url string, protocols []string, _ bool, mode PeerDeflate) (goConn, error) {
 	c, _, err := coder.Dial(ctx, url, &coder.DialOptions{
 		Subprotocols:    protocols,
-		CompressionMode: coder.CompressionContextTakeover,
+		CompressionMode: coderMode(mode),
 	})
 	if err != nil {
 		return nil, err
@@ -162,10 +184,10 @@ func (coderLib) dial(ctx context.Context, url string, protocols []string, _ bool
 	return coderConn{c}, nil
 }
 
-func (coderLib) accept(w http.ResponseWriter, r *http.Request, _ bool) (goConn, error) {
+func (coderLib) accept(w http.ResponseWriter, r *http.Request, _ bool, mode PeerDeflate) (goConn, error) {
 	c, err := coder.Accept(w, r, &coder.AcceptOptions{
 		Subprotocols:    []string{expectedProtocol},
-		CompressionMode: coder.CompressionContextTakeover,
+		CompressionMode: coderMode(mode),
 	})
 	if err != nil {
 		return nil, err

@@ -37,10 +37,12 @@ type goLib interface {
 	name() string
 	title() string
 	module() string
+	can(Capability) bool
 	// dial connects; fragmenting asks for a configuration in which
-	// WriteFragments really sends several frames.
-	dial(ctx context.Context, url string, protocols []string, fragmenting bool) (goConn, error)
-	accept(w http.ResponseWriter, r *http.Request, fragmenting bool) (goConn, error)
+	// WriteFragments really sends several frames, mode is the
+	// permessage-deflate configuration (one the library can do).
+	dial(ctx context.Context, url string, protocols []string, fragmenting bool, mode PeerDeflate) (goConn, error)
+	accept(w http.ResponseWriter, r *http.Request, fragmenting bool, mode PeerDeflate) (goConn, error)
 }
 
 // goPeer runs a Go library in the test process, as client and as server.
@@ -49,11 +51,11 @@ type goPeer struct {
 	version string
 }
 
-func (p *goPeer) Name() string        { return p.lib.name() }
-func (p *goPeer) Title() string       { return p.lib.title() }
-func (p *goPeer) Can(Capability) bool { return true }
-func (p *goPeer) HasServer() bool     { return true }
-func (p *goPeer) Version() string     { return p.version }
+func (p *goPeer) Name() string          { return p.lib.name() }
+func (p *goPeer) Title() string         { return p.lib.title() }
+func (p *goPeer) Can(c Capability) bool { return p.lib.can(c) }
+func (p *goPeer) HasServer() bool       { return true }
+func (p *goPeer) Version() string       { return p.version }
 
 func (p *goPeer) Setup(*testing.T) error {
 	p.version = moduleVersion(p.lib.module())
@@ -79,7 +81,7 @@ func (p *goPeer) RunClient(ctx context.Context, t *testing.T, srv *ourServer, ca
 			protocols = offeredProtocols
 		}
 		res := peerResult{Case: c.Name}
-		conn, err := p.lib.dial(cctx, "ws://"+srv.addr()+"/case/"+c.Name, protocols, c.Kind == KindEchoFragmented)
+		conn, err := p.lib.dial(cctx, "ws://"+srv.addr()+"/case/"+c.Name, protocols, c.Kind == KindEchoFragmented, c.peerDeflate())
 		if err == nil {
 			res.Detail, err = goPeerKind(cctx, conn, c.Kind)
 			conn.Abort()
@@ -94,26 +96,37 @@ func (p *goPeer) RunClient(ctx context.Context, t *testing.T, srv *ourServer, ca
 	return nil
 }
 
-func (p *goPeer) StartServer(ctx context.Context, t *testing.T, report func(peerResult)) (string, func(), error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{kind}/{name}", func(w http.ResponseWriter, r *http.Request) {
-		kind := Kind(r.PathValue("kind"))
-		res := peerResult{Case: r.PathValue("name")}
-		conn, err := p.lib.accept(w, r, kind == KindEchoFragmented)
-		if err == nil {
-			cctx, cancel := context.WithTimeout(ctx, caseTimeout)
-			res.Detail, err = goPeerKind(cctx, conn, kind)
-			cancel()
-			conn.Abort()
+func (p *goPeer) StartServer(ctx context.Context, t *testing.T, report func(peerResult)) (map[PeerDeflate]string, func(), error) {
+	bases := make(map[PeerDeflate]string)
+	var servers []*httptest.Server
+	for _, mode := range peerDeflateModes {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /{kind}/{name}", func(w http.ResponseWriter, r *http.Request) {
+			kind := Kind(r.PathValue("kind"))
+			res := peerResult{Case: r.PathValue("name")}
+			conn, err := p.lib.accept(w, r, kind == KindEchoFragmented, mode)
+			if err == nil {
+				cctx, cancel := context.WithTimeout(ctx, caseTimeout)
+				res.Detail, err = goPeerKind(cctx, conn, kind)
+				cancel()
+				conn.Abort()
+			}
+			res.OK = err == nil
+			if err != nil {
+				res.Detail = err.Error()
+			}
+			report(res)
+		})
+		srv := httptest.NewServer(mux)
+		servers = append(servers, srv)
+		bases[mode] = "ws://" + srv.Listener.Addr().String()
+	}
+	stop := func() {
+		for _, srv := range servers {
+			srv.Close()
 		}
-		res.OK = err == nil
-		if err != nil {
-			res.Detail = err.Error()
-		}
-		report(res)
-	})
-	srv := httptest.NewServer(mux)
-	return "ws://" + srv.Listener.Addr().String(), srv.Close, nil
+	}
+	return bases, stop, nil
 }
 
 // goPeerKind is the Go peers' half of a case, as Kind documents it; it

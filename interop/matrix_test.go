@@ -132,31 +132,9 @@ func (m *matrix) markdown() string {
 	b.WriteString("*our server*: the peer's client connects to our server. *our client*: our client connects to the peer's server.\n")
 	b.WriteString("Each case runs once per style of our API, one table each.\n")
 
-	for _, api := range apis {
-		cols := columns(api)
-		fmt.Fprintf(&b, "\n## %s\n\n", apiTitles[api])
-		b.WriteString("| case |")
-		for _, col := range cols {
-			fmt.Fprintf(&b, " %s<br>%s |", col.p.Title(), col.dir)
-		}
-		b.WriteString("\n|---|")
-		for range cols {
-			b.WriteString(":---:|")
-		}
-		b.WriteString("\n")
-		for _, c := range cases {
-			fmt.Fprintf(&b, "| %s |", c.Title)
-			for _, col := range cols {
-				switch m.cells[col.key(c)].status {
-				case statusPass:
-					b.WriteString(" ✅ pass |")
-				case statusFail:
-					b.WriteString(" ❌ FAIL |")
-				case statusNA:
-					b.WriteString(" n/a |")
-				}
-			}
-			b.WriteString("\n")
+	for _, sec := range sections {
+		for _, api := range apis {
+			writeTable(&b, m, sec, api, cases)
 		}
 	}
 
@@ -187,6 +165,60 @@ func (m *matrix) markdown() string {
 	return b.String()
 }
 
+// writeTable renders one section's table for one style of our API.
+func writeTable(b *strings.Builder, m *matrix, sec Section, api API, cases []Case) {
+	cols := columns(api)
+	fmt.Fprintf(b, "\n## %s%s\n\n", sectionTitles[sec], apiTitles[api])
+	if sec == SectionCompression && api == apis[0] {
+		b.WriteString(compressionIntro)
+	}
+	b.WriteString("| case |")
+	for _, col := range cols {
+		fmt.Fprintf(b, " %s<br>%s |", col.p.Title(), col.dir)
+	}
+	b.WriteString("\n|---|")
+	for range cols {
+		b.WriteString(":---:|")
+	}
+	b.WriteString("\n")
+	for _, c := range cases {
+		if c.Section != sec {
+			continue
+		}
+		fmt.Fprintf(b, "| %s |", c.Title)
+		for _, col := range cols {
+			switch m.cells[col.key(c)].status {
+			case statusPass:
+				b.WriteString(" ✅ pass |")
+			case statusFail:
+				b.WriteString(" ❌ FAIL |")
+			case statusNA:
+				b.WriteString(" n/a |")
+			}
+		}
+		b.WriteString("\n")
+	}
+}
+
+// compressionIntro heads the compression tables.
+const compressionIntro = `Our side turns permessage-deflate on with the CompressionOptions the row names ("ours default": the zero value,
+level 1, threshold 128 B, context takeover, no window limit). The peer runs as deployed unless the row says it asks
+for something: Chromium always offers permessage-deflate; Node ws with ` + "`perMessageDeflate: true`" + `; Python websockets
+with its default extension; gorilla with EnableCompression (always no context takeover); coder with
+CompressionContextTakeover. "peer asks" rows configure it: Node ws serverNoContextTakeover/clientNoContextTakeover or
+serverMaxWindowBits/clientMaxWindowBits, Python websockets Client/ServerPerMessageDeflateFactory with
+no_context_takeover or max_window_bits, coder CompressionNoContextTakeover, gorilla as always. A cell passes only if
+the handshake's Sec-WebSocket-Extensions, read off the wire, agreed on permessage-deflate with the row's parameters,
+every message we sent and every echo of the peer was compressed (RSV1 on its first frame, on no other frame), and
+every payload came back byte for byte. n/a: the peer cannot do what the row needs (listed under Not applicable).
+
+`
+
+var sectionTitles = map[Section]string{
+	SectionBasic:       "",
+	SectionCompression: "Compression (permessage-deflate, RFC 7692): ",
+}
+
 var apiTitles = map[API]string{
 	APIBlocking: "Blocking API (Accept, Dial, Read, Write, NextWriter)",
 	APIEvents:   "Event API (NewServer, NewClient, Start, OnMessage, Send, OnClose)",
@@ -211,6 +243,11 @@ const checksText = `- **text / binary N B**: we send a pseudo-random payload, th
   that its close frame came back (and, with the event API, that OnClose reported it as Err does).
 - **close 4002 + reason from peer**: the peer closes with 4002, "bye from peer: ñandú ✓"; we check code and reason
   and that we echoed one close frame, the peer checks that its closing handshake completed.
+- **compression rows**: the payload checks above, on JSON-like text (chat events with repeated keys and some
+  non-ASCII text, compressible several times) or random binary; "N × S in a row" sends N different but similar
+  messages one after the other on one connection, each echoed and checked, so that a context kept by one side and
+  dropped by the other, or a back-reference beyond an agreed window, corrupts a later message. Plus the checks in
+  the compression section's introduction.
 `
 
 // leakedGoroutines returns the stacks of goroutines running code of the

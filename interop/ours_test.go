@@ -179,8 +179,46 @@ func runCase(oc *ourConn, c Case) error {
 }
 
 // runPayload sends the case's payload, then checks the peer's digest of
-// what it received and the echo it sent back, byte for byte.
+// what it received and the echo it sent back, byte for byte. With Count,
+// the further messages go one at a time to the peer, which now only
+// echoes them. With Compression, it also checks what was negotiated and
+// that the messages went compressed both ways (checkDeflate).
 func runPayload(oc *ourConn, c Case) error {
+	if c.Compression != nil {
+		if err := checkDeflateAgreed(oc, c); err != nil {
+			return err
+		}
+	}
+	if err := exchangeFirst(oc, c); err != nil {
+		return err
+	}
+	for i := 1; i < c.count(); i++ {
+		p := c.payloadN(i)
+		if err := oc.write(c.Type, p); err != nil {
+			return fmt.Errorf("write of message %d: %w", i+1, err)
+		}
+		typ, got, err := oc.read()
+		if err != nil {
+			return fmt.Errorf("reading the echo of message %d: %w", i+1, err)
+		}
+		if typ != c.Type {
+			return fmt.Errorf("echo of message %d is %s, want %s", i+1, typ, c.Type)
+		}
+		if err := sameBytes(fmt.Sprintf("echo of message %d", i+1), got, p); err != nil {
+			return err
+		}
+	}
+	if c.Compression != nil {
+		if err := checkDeflateFrames(oc, c); err != nil {
+			return err
+		}
+	}
+	return closeNormal(oc)
+}
+
+// exchangeFirst sends the case's first message and checks the digest and
+// the echo.
+func exchangeFirst(oc *ourConn, c Case) error {
 	p := c.payload()
 	if c.Fragment {
 		w, err := oc.c.NextWriter(oc.ctx, c.Type)
@@ -234,7 +272,94 @@ func runPayload(oc *ourConn, c Case) error {
 			return errors.New("the peer's echo arrived as a single frame, want fragments")
 		}
 	}
-	return closeNormal(oc)
+	return nil
+}
+
+// agreedExtensions returns the Sec-WebSocket-Extensions of the handshake's
+// response as it crossed the wire, and whether our side was the server
+// (the response went out).
+func agreedExtensions(oc *ourConn) (string, bool, error) {
+	if v, ok := oc.sniff.in.headerValues("Sec-WebSocket-Extensions"); ok {
+		return strings.Join(v, ", "), false, nil
+	}
+	if v, ok := oc.sniff.out.headerValues("Sec-WebSocket-Extensions"); ok {
+		return strings.Join(v, ", "), true, nil
+	}
+	return "", false, errors.New("internal: the sniffer saw no 101 response")
+}
+
+// checkDeflateAgreed checks that the handshake agreed on exactly one
+// permessage-deflate with the case's parameters.
+func checkDeflateAgreed(oc *ourConn, c Case) error {
+	ext, ourServer, err := agreedExtensions(oc)
+	if err != nil {
+		return err
+	}
+	var params map[string]string
+	for _, e := range strings.Split(ext, ",") {
+		fields := strings.Split(e, ";")
+		if strings.TrimSpace(fields[0]) != "permessage-deflate" {
+			continue
+		}
+		if params != nil {
+			return fmt.Errorf("permessage-deflate agreed twice: %q", ext)
+		}
+		params = make(map[string]string)
+		for _, f := range fields[1:] {
+			k, v, _ := strings.Cut(strings.TrimSpace(f), "=")
+			params[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	if params == nil {
+		return fmt.Errorf("permessage-deflate was not agreed (Sec-WebSocket-Extensions: %q)", ext)
+	}
+	want := c.WantExt
+	if ourServer {
+		want = append(want[:len(want):len(want)], c.WantExtOurServer...)
+	}
+	for _, w := range want {
+		k, v, hasValue := strings.Cut(w, "=")
+		got, ok := params[k]
+		if !ok || (hasValue && got != v) {
+			return fmt.Errorf("agreed %q, want %s in it", ext, w)
+		}
+	}
+	for _, f := range c.ForbidExt {
+		if _, ok := params[f]; ok {
+			return fmt.Errorf("agreed %q, want no %s in it", ext, f)
+		}
+	}
+	return nil
+}
+
+// checkDeflateFrames checks on the wire that every message of the case
+// went compressed both ways: RSV1 on the first frame of each of our
+// messages and of each of the peer's echoes, never on a continuation or
+// control frame.
+func checkDeflateFrames(oc *ourConn, c Case) error {
+	check := func(who string, frames []frameRecord, wantAtLeast int) error {
+		compressed := 0
+		for _, f := range frames {
+			switch {
+			case f.Opcode == opText || f.Opcode == opBinary:
+				if f.Rsv1 {
+					compressed++
+				}
+			case f.Rsv1:
+				return fmt.Errorf("%s set RSV1 on a frame with opcode %d", who, f.Opcode)
+			}
+		}
+		if compressed < wantAtLeast {
+			return fmt.Errorf("%s sent %d compressed messages (RSV1), want at least %d", who, compressed, wantAtLeast)
+		}
+		return nil
+	}
+	// Our side sent only the case's messages; the peer also sent its digest,
+	// which may go either way.
+	if err := check("we", oc.sniff.out.snapshot(), c.count()); err != nil {
+		return err
+	}
+	return check("the peer", oc.sniff.in.snapshot(), c.count())
 }
 
 // checkDigest checks the peer's "digest TYPE LEN SHA256HEX" message: what

@@ -18,7 +18,8 @@ import (
 
 // procPeer is a peer run as a program speaking the peer protocol of
 // python/peer.py and node/peer.js: arguments "server" or "client URL
-// KIND:NAME...", one JSON object per line on stdout.
+// KIND:NAME:MODE..." (MODE a PeerDeflate), one JSON object per line on
+// stdout.
 type procPeer struct {
 	name, title string
 	argv        []string // program and script
@@ -43,7 +44,9 @@ func pythonPeer() *procPeer {
 			}
 			return strings.TrimSpace(string(out)), nil
 		},
-		can: map[Capability]bool{CanSendFragments: true, CanPing: true},
+		can: map[Capability]bool{CanSendFragments: true, CanPing: true,
+			CanContextTakeover: true, CanAskNoContextTakeover: true, CanWindowBits: true, CanAskWindowBits: true,
+			CanSendCompressedFragments: true},
 	}
 }
 
@@ -62,7 +65,9 @@ func nodePeer() *procPeer {
 			}
 			return "Node " + strings.TrimSpace(string(out)), nil
 		},
-		can: map[Capability]bool{CanSendFragments: true, CanPing: true},
+		can: map[Capability]bool{CanSendFragments: true, CanPing: true,
+			CanContextTakeover: true, CanAskNoContextTakeover: true, CanWindowBits: true, CanAskWindowBits: true,
+			CanSendCompressedFragments: true},
 	}
 }
 
@@ -87,7 +92,7 @@ func (p *procPeer) Setup(*testing.T) error {
 func (p *procPeer) RunClient(ctx context.Context, t *testing.T, srv *ourServer, cases []Case, report func(peerResult)) error {
 	args := []string{"client", "ws://" + srv.addr() + "/case"}
 	for _, c := range cases {
-		args = append(args, string(c.Kind)+":"+c.Name)
+		args = append(args, string(c.Kind)+":"+c.Name+":"+string(c.peerDeflate()))
 	}
 	pr, err := startProc(t, p.argv, args, report)
 	if err != nil {
@@ -99,15 +104,15 @@ func (p *procPeer) RunClient(ctx context.Context, t *testing.T, srv *ourServer, 
 	return pr.wait(ctx)
 }
 
-func (p *procPeer) StartServer(ctx context.Context, t *testing.T, report func(peerResult)) (string, func(), error) {
+func (p *procPeer) StartServer(ctx context.Context, t *testing.T, report func(peerResult)) (map[PeerDeflate]string, func(), error) {
 	pr, err := startProc(t, p.argv, []string{"server"}, report)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	ready, err := pr.ready(ctx)
 	if err != nil {
 		pr.kill()
-		return "", nil, err
+		return nil, nil, err
 	}
 	p.version = ready.Version
 	stop := func() {
@@ -118,14 +123,19 @@ func (p *procPeer) StartServer(ctx context.Context, t *testing.T, report func(pe
 			t.Logf("%s server: %v", p.title, err)
 		}
 	}
-	return fmt.Sprintf("ws://127.0.0.1:%d", ready.Port), stop, nil
+	bases := make(map[PeerDeflate]string)
+	for mode, port := range ready.Ports {
+		bases[mode] = fmt.Sprintf("ws://127.0.0.1:%d", port)
+	}
+	return bases, stop, nil
 }
 
-// readyLine is a peer program's first line.
+// readyLine is a peer program's first line; a server has one listener per
+// PeerDeflate mode.
 type readyLine struct {
-	Ready   bool   `json:"ready"`
-	Port    int    `json:"port"`
-	Version string `json:"version"`
+	Ready   bool                `json:"ready"`
+	Ports   map[PeerDeflate]int `json:"ports"`
+	Version string              `json:"version"`
 }
 
 // proc is a running peer program, in its own process group so that it can

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
+	"strings"
 	"sync"
 )
 
@@ -83,6 +84,7 @@ type frameScanner struct {
 	active    bool
 	inHeaders bool   // skipping an HTTP head up to CRLFCRLF
 	tail      []byte // last bytes of the HTTP head seen
+	head      []byte // the HTTP head, up to maxHead bytes
 	hdr       []byte // frame header being collected
 	remaining uint64 // payload bytes of the current frame still to come
 	cur       frameRecord
@@ -96,8 +98,11 @@ func (f *frameScanner) reset(inHeaders bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.active, f.inHeaders = true, inHeaders
-	f.tail, f.hdr, f.remaining, f.frames = nil, nil, 0, nil
+	f.tail, f.head, f.hdr, f.remaining, f.frames = nil, nil, nil, 0, nil
 }
+
+// maxHead bounds the HTTP head a scanner keeps.
+const maxHead = 16 << 10
 
 func (f *frameScanner) feed(p []byte) {
 	f.mu.Lock()
@@ -111,6 +116,9 @@ func (f *frameScanner) feed(p []byte) {
 			i := 0
 			for ; i < len(p); i++ {
 				f.tail = append(f.tail, p[i])
+				if len(f.head) < maxHead {
+					f.head = append(f.head, p[i])
+				}
 				if len(f.tail) > 4 {
 					f.tail = f.tail[1:]
 				}
@@ -198,6 +206,25 @@ func (f *frameScanner) snapshot() []frameRecord {
 	return append([]frameRecord(nil), f.frames...)
 }
 
+// headerValues returns the values of the header field name in the HTTP
+// head the scanner saw, if it was a 101 response.
+func (f *frameScanner) headerValues(name string) (values []string, isResponse bool) {
+	f.mu.Lock()
+	head := string(f.head)
+	f.mu.Unlock()
+	lines := strings.Split(head, "\r\n")
+	if !strings.HasPrefix(lines[0], "HTTP/1.1 101") {
+		return nil, false
+	}
+	for _, l := range lines[1:] {
+		k, v, ok := strings.Cut(l, ":")
+		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
+			values = append(values, strings.TrimSpace(v))
+		}
+	}
+	return values, true
+}
+
 // count returns how many frames with the opcode were seen.
 func (f *frameScanner) count(op byte) int {
 	n := 0
@@ -222,6 +249,8 @@ func (f *frameScanner) controls(op byte) [][]byte {
 
 const (
 	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
 	opClose        = 0x8
 	opPing         = 0x9
 	opPong         = 0xa

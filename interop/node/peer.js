@@ -4,8 +4,11 @@
 // defined in interop/cases.go; this file mirrors it and must stay in step with
 // the Python peer (interop/python/peer.py) and the browser page.
 //
-//   node peer.js server                 serve until stdin closes; first line {"ready":..., "port":...}
-//   node peer.js client URL KIND:NAME... connect to URL/NAME for each case in turn
+//   node peer.js server                 serve until stdin closes; first line {"ready":..., "ports":{MODE: port}}
+//   node peer.js client URL KIND:NAME[:MODE]... connect to URL/NAME for each case in turn
+//
+// MODE is the permessage-deflate configuration (PeerDeflate in interop/cases_test.go):
+// the server listens on one port per mode, the client uses the case's.
 //
 // Each case ends with a line {"case": NAME, "ok": bool, "detail": str}.
 
@@ -21,6 +24,17 @@ const CLOSE_FROM_PEER = [4002, 'bye from peer: ñandú ✓'];
 const FRAGMENTS = 7;
 const CASE_TIMEOUT_MS = 60000;
 const MAX_PAYLOAD = 64 << 20;
+const PEER_WINDOW_BITS = 10;
+
+// DEFLATE maps a mode to ws's perMessageDeflate option, the same for client
+// and server: "default" is ws as deployed (it offers and accepts
+// permessage-deflate with context takeover); the others make ws ask for
+// something (a client in its offer, a server in its response).
+const DEFLATE = {
+  default: true,
+  'no-ctx': { serverNoContextTakeover: true, clientNoContextTakeover: true },
+  window: { serverMaxWindowBits: PEER_WINDOW_BITS, clientMaxWindowBits: PEER_WINDOW_BITS },
+};
 
 function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
@@ -141,9 +155,11 @@ async function runCase(name, fn) {
   }
 }
 
-function open(url, protocols) {
+function open(url, protocols, mode) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocols, { maxPayload: MAX_PAYLOAD, handshakeTimeout: 10000 });
+    const perMessageDeflate = DEFLATE[mode];
+    if (perMessageDeflate === undefined) throw new Error(`unknown deflate mode ${mode}`);
+    const ws = new WebSocket(url, protocols, { maxPayload: MAX_PAYLOAD, handshakeTimeout: 10000, perMessageDeflate });
     const s = new Session(ws);
     ws.once('open', () => resolve(s));
     ws.once('error', reject);
@@ -153,12 +169,10 @@ function open(url, protocols) {
 async function client(base, cases) {
   emit({ ready: true, version: wsVersion });
   for (const item of cases) {
-    const i = item.indexOf(':');
-    const kind = item.slice(0, i);
-    const name = item.slice(i + 1);
+    const [kind, name, mode = 'default'] = item.split(':');
     let s;
     await runCase(name, async () => {
-      s = await open(`${base}/${name}`, kind === 'subprotocol' ? OFFERED_PROTOCOLS : []);
+      s = await open(`${base}/${name}`, kind === 'subprotocol' ? OFFERED_PROTOCOLS : [], mode);
       return runKind(s, kind);
     });
     // A failed case must not leave its connection to disturb the next one.
@@ -167,27 +181,33 @@ async function client(base, cases) {
 }
 
 function server() {
-  const wss = new WebSocket.Server({
-    host: '127.0.0.1',
-    port: 0,
-    maxPayload: MAX_PAYLOAD,
-    // Accept compression as clients (and browsers) offer it; it is used only
-    // when our side asks for it.
-    perMessageDeflate: true,
-    handleProtocols: (protocols) => (protocols.has(EXPECTED_PROTOCOL) ? EXPECTED_PROTOCOL : false),
-  });
-  wss.on('connection', (ws, req) => {
-    const s = new Session(ws);
-    const parts = req.url.replace(/^\/+/, '').split('/');
-    if (parts.length !== 2) {
-      ws.close(1008, 'path must be /KIND/NAME');
-      return;
-    }
-    runCase(decodeURIComponent(parts[1]), () => runKind(s, parts[0])).then(() => {
-      if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
+  const ports = {};
+  const modes = Object.keys(DEFLATE);
+  for (const mode of modes) {
+    const wss = new WebSocket.Server({
+      host: '127.0.0.1',
+      port: 0,
+      maxPayload: MAX_PAYLOAD,
+      // Compression is used only when the client (our side) offers it.
+      perMessageDeflate: DEFLATE[mode],
+      handleProtocols: (protocols) => (protocols.has(EXPECTED_PROTOCOL) ? EXPECTED_PROTOCOL : false),
     });
-  });
-  wss.on('listening', () => emit({ ready: true, port: wss.address().port, version: wsVersion }));
+    wss.on('connection', (ws, req) => {
+      const s = new Session(ws);
+      const parts = req.url.replace(/^\/+/, '').split('/');
+      if (parts.length !== 2) {
+        ws.close(1008, 'path must be /KIND/NAME');
+        return;
+      }
+      runCase(decodeURIComponent(parts[1]), () => runKind(s, parts[0])).then(() => {
+        if (ws.readyState !== WebSocket.CLOSED) ws.terminate();
+      });
+    });
+    wss.on('listening', () => {
+      ports[mode] = wss.address().port;
+      if (Object.keys(ports).length === modes.length) emit({ ready: true, ports, version: wsVersion });
+    });
+  }
   // The Go test owns this process: it ends it by closing stdin.
   process.stdin.on('end', () => process.exit(0));
   process.stdin.resume();
@@ -199,6 +219,6 @@ if (mode === 'server') {
 } else if (mode === 'client' && rest.length >= 1) {
   client(rest[0], rest.slice(1)).then(() => process.exit(0));
 } else {
-  process.stderr.write('usage: node peer.js server | client URL KIND:NAME...\n');
+  process.stderr.write('usage: node peer.js server | client URL KIND:NAME[:MODE]...\n');
   process.exit(2);
 }

@@ -7,19 +7,28 @@ from its stdout. The behaviour of each case kind is defined in
 interop/cases.go; this file mirrors it and must stay in step with the Node
 peer (interop/node/peer.js) and the browser page (interop/browser/page.html).
 
-    peer.py server              serve until stdin closes; first line {"ready":..., "port":...}
-    peer.py client URL KIND:NAME...   connect to URL/NAME for each case in turn
+    peer.py server              serve until stdin closes; first line {"ready":..., "ports": {MODE: port}}
+    peer.py client URL KIND:NAME[:MODE]...   connect to URL/NAME for each case in turn
+
+MODE is the permessage-deflate configuration (PeerDeflate in
+interop/cases_test.go): the server listens on one port per mode, the client
+uses the case's.
 
 Each case ends with a line {"case": NAME, "ok": bool, "detail": str}.
 """
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import sys
 
 import websockets
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    ServerPerMessageDeflateFactory,
+)
 
 OFFERED_PROTOCOLS = ["x-unknown", "chat.v2", "chat.v1"]
 SERVER_PROTOCOLS = ["chat.v2"]
@@ -31,6 +40,35 @@ FRAGMENTS = 7
 CASE_TIMEOUT = 60
 # 16 MiB messages are part of the matrix; leave room for them.
 MAX_SIZE = 64 << 20
+PEER_WINDOW_BITS = 10
+MODES = ("default", "no-ctx", "window")
+
+
+def client_extensions(mode):
+    """The extensions argument of connect() for a mode; None keeps the
+    default, websockets as deployed (it offers permessage-deflate)."""
+    if mode == "default":
+        return None
+    if mode == "no-ctx":
+        return [ClientPerMessageDeflateFactory(
+            server_no_context_takeover=True, client_no_context_takeover=True)]
+    if mode == "window":
+        return [ClientPerMessageDeflateFactory(
+            server_max_window_bits=PEER_WINDOW_BITS, client_max_window_bits=PEER_WINDOW_BITS)]
+    raise ValueError(f"unknown deflate mode {mode!r}")
+
+
+def server_extensions(mode):
+    """The extensions argument of serve() for a mode, as client_extensions."""
+    if mode == "default":
+        return None
+    if mode == "no-ctx":
+        return [ServerPerMessageDeflateFactory(
+            server_no_context_takeover=True, client_no_context_takeover=True)]
+    if mode == "window":
+        return [ServerPerMessageDeflateFactory(
+            server_max_window_bits=PEER_WINDOW_BITS, client_max_window_bits=PEER_WINDOW_BITS)]
+    raise ValueError(f"unknown deflate mode {mode!r}")
 
 
 def emit(obj):
@@ -120,12 +158,13 @@ async def run_case(name, coro):
 
 async def client(base, cases):
     for item in cases:
-        kind, name = item.split(":", 1)
+        kind, name, mode = (item.split(":") + ["default"])[:3]
 
         async def one():
             protocols = OFFERED_PROTOCOLS if kind == "subprotocol" else None
             async with websockets.connect(
                 f"{base}/{name}",
+                extensions=client_extensions(mode),
                 subprotocols=protocols,
                 max_size=MAX_SIZE,
                 ping_interval=None,
@@ -145,17 +184,21 @@ async def server():
             return
         await run_case(parts[1], run_kind(ws, parts[0]))
 
-    async with websockets.serve(
-        handler,
-        "127.0.0.1",
-        0,
-        subprotocols=SERVER_PROTOCOLS,
-        max_size=MAX_SIZE,
-        ping_interval=None,
-        close_timeout=10,
-    ) as srv:
-        port = srv.sockets[0].getsockname()[1]
-        emit({"ready": True, "port": port, "version": websockets.version.version})
+    async with contextlib.AsyncExitStack() as stack:
+        ports = {}
+        for mode in MODES:
+            srv = await stack.enter_async_context(websockets.serve(
+                handler,
+                "127.0.0.1",
+                0,
+                extensions=server_extensions(mode),
+                subprotocols=SERVER_PROTOCOLS,
+                max_size=MAX_SIZE,
+                ping_interval=None,
+                close_timeout=10,
+            ))
+            ports[mode] = srv.sockets[0].getsockname()[1]
+        emit({"ready": True, "ports": ports, "version": websockets.version.version})
         # The Go test owns this process: it ends it by closing stdin.
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)

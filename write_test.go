@@ -1,0 +1,101 @@
+package websocket
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recordConn is a net.Conn that records each Write call; its reads block
+// until it is closed.
+type recordConn struct {
+	mu     sync.Mutex
+	writes [][]byte
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newRecordConn() *recordConn { return &recordConn{closed: make(chan struct{})} }
+
+func (c *recordConn) Read(p []byte) (int, error) { <-c.closed; return 0, io.EOF }
+func (c *recordConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes = append(c.writes, bytes.Clone(p))
+	return len(p), nil
+}
+func (c *recordConn) Close() error                     { c.once.Do(func() { close(c.closed) }); return nil }
+func (c *recordConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *recordConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *recordConn) SetDeadline(time.Time) error      { return nil }
+func (c *recordConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *recordConn) SetWriteDeadline(time.Time) error { return nil }
+
+func (c *recordConn) snapshot() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([][]byte(nil), c.writes...)
+}
+
+// Messages that arrive together are answered with one write: the event loop
+// batches what its handlers send until it would wait for the peer.
+func TestEventLoopBatchesReplies(t *testing.T) {
+	var in []byte
+	for i := 0; i < 10; i++ {
+		in = append(in, clientFrame(true, 0, opText, []byte(fmt.Sprintf("message %d", i)))...)
+	}
+	nc := newRecordConn()
+	c := newConn(false, 0, time.Second)
+	c.opened(nc, in)
+	handled := make(chan struct{}, 10)
+	c.OnMessage(func(m Message) {
+		c.SendText("echo: " + m.Text())
+		handled <- struct{}{}
+	})
+	c.eventing = true
+	c.readSem <- struct{}{}
+	go c.runEvents()
+	for i := 0; i < 10; i++ {
+		wait(t, handled, "message handler")
+	}
+	// The loop flushes before it blocks on the (empty) connection.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(nc.snapshot()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	writes := nc.snapshot()
+	if len(writes) != 1 {
+		t.Fatalf("%d writes for 10 replies, want 1", len(writes))
+	}
+	d := &decoder{}
+	got := decodeAll(d, writes[0], 0)
+	if got.err != nil || len(got.events) != 10 || got.events[9] != `text:"echo: message 9"` {
+		t.Fatalf("batched frames decode to %v, %v", got.events, got.err)
+	}
+	c.CloseNow()
+	<-c.Done()
+}
+
+// A single message is answered at once, not held for a batch.
+func TestEventLoopSingleReplyNotDelayed(t *testing.T) {
+	nc := newRecordConn()
+	c := newConn(false, 0, time.Second)
+	c.opened(nc, clientFrame(true, 0, opText, []byte("one")))
+	c.OnMessage(func(m Message) { c.SendText(m.Text()) })
+	c.eventing = true
+	c.readSem <- struct{}{}
+	go c.runEvents()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(nc.snapshot()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("reply never written")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.CloseNow()
+	<-c.Done()
+}
