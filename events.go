@@ -121,16 +121,23 @@ func (c *Conn) StartContext(ctx context.Context) error {
 		c.finish(err)
 		return err
 	}
+	c.startEventLoop()
+	return nil
+}
+
+// startEventLoop hands the open connection to the event API's read loop.
+func (c *Conn) startEventLoop() {
 	c.eventing = true
+	// What was sent while connecting goes out now, before Start returns, so
+	// that a Close made after Start cannot overtake it.
+	c.flushPending()
 	c.readSem <- struct{}{} // the read loop owns the read side from now on
 	go c.runEvents()
-	return nil
 }
 
 // runEvents is the event API's read loop: handlers run here, one at a time.
 func (c *Conn) runEvents() {
 	h := c.events.get()
-	c.flushPending()
 	if h.open != nil {
 		h.open()
 	}

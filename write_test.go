@@ -56,9 +56,7 @@ func TestEventLoopBatchesReplies(t *testing.T) {
 		c.SendText("echo: " + m.Text())
 		handled <- struct{}{}
 	})
-	c.eventing = true
-	c.readSem <- struct{}{}
-	go c.runEvents()
+	c.startEventLoop()
 	for i := 0; i < 10; i++ {
 		wait(t, handled, "message handler")
 	}
@@ -86,9 +84,7 @@ func TestEventLoopSingleReplyNotDelayed(t *testing.T) {
 	c := newConn(false, 0, time.Second)
 	c.opened(nc, clientFrame(true, 0, opText, []byte("one")))
 	c.OnMessage(func(m Message) { c.SendText(m.Text()) })
-	c.eventing = true
-	c.readSem <- struct{}{}
-	go c.runEvents()
+	c.startEventLoop()
 	deadline := time.Now().Add(5 * time.Second)
 	for len(nc.snapshot()) == 0 {
 		if time.Now().After(deadline) {

@@ -276,6 +276,15 @@ func compressionCases() []Case {
 			Kind: KindEcho, Type: websocket.BinaryMessage, Size: 16 * mib, Compression: ctx(),
 		},
 		{
+			// A small window makes zlib's stored blocks small, so an
+			// incompressible message grows more on the wire.
+			Name:  "deflate-binary-16m-peer-window",
+			Title: fmt.Sprintf("binary 16 MiB random, peer asks max_window_bits=%d both ways, ours default", peerWindowBits),
+			Kind:  KindEcho, Needs: CanAskWindowBits, PeerDeflate: PeerDeflateWindow,
+			Type: websocket.BinaryMessage, Size: 16 * mib, Compression: ctx(),
+			WantExt: []string{fmt.Sprintf("server_max_window_bits=%d", peerWindowBits)},
+		},
+		{
 			Name: "deflate-fragmented-we-send", Title: "fragmented text JSON-like, we send",
 			Kind: KindEcho, Type: websocket.TextMessage, Size: fragmentedSize, JSON: true, Fragment: true,
 			Compression: ctx(),
