@@ -222,8 +222,7 @@ func (d *decoder) startFrame(h frameHeader) error {
 		// The length is checked as soon as the header says it: a peer that
 		// announces too much is stopped before it sends the payload. A
 		// compressed message is limited after inflating; on the wire it may
-		// exceed the limit by deflate's framing overhead (stored blocks cost
-		// 5 bytes per 64 KiB), which compressedSlack allows.
+		// exceed the limit by deflate's framing overhead (compressedSlack).
 		d.msgLen += h.length
 		limit := d.maxLength
 		if d.msgCompressed {
@@ -273,6 +272,9 @@ func (d *decoder) payloadRemaining() int64 {
 }
 
 // compressedSlack is how far a compressed message may exceed the maximum
-// length on the wire: incompressible data grows by deflate's block headers,
-// well under 1/1024 of its size plus a few bytes.
-func compressedSlack(limit int64) int64 { return limit>>10 + 64 }
+// length on the wire. Incompressible data grows by deflate's stored-block
+// headers: 5 bytes per block, and zlib makes a block at most as large as its
+// window, so a peer with the smallest window (2^8 = 256 bytes) adds about
+// 2%. The inflated size is limited exactly, which is what stops
+// compression bombs; this only bounds what is buffered before inflating.
+func compressedSlack(limit int64) int64 { return limit>>5 + 1024 }

@@ -295,6 +295,13 @@ func compressionCases() []Case {
 			Type: websocket.TextMessage, Size: fragmentedSize, JSON: true, Compression: ctx(),
 		},
 		{
+			// A prepared message is compressed once for every connection
+			// with the same parameters and no context takeover.
+			Name: "deflate-prepared-no-ctx", Title: "text 64 KiB JSON-like, prepared (broadcast), we ask " + bothNoCtx,
+			Kind: KindEcho, Type: websocket.TextMessage, Size: 64 * kib, JSON: true, Prepared: true,
+			Compression: noCtx(), WantExt: noCtxParams[:1], WantExtOurServer: noCtxParams[1:],
+		},
+		{
 			Name: "deflate-ctx-sequence", Title: "12 × 1 KiB in a row, context takeover both ways",
 			Kind: KindEcho, Needs: CanContextTakeover, Type: websocket.TextMessage, Size: 1 * kib, JSON: true, Count: 12,
 			Compression: ctx(), ForbidExt: noCtxParams,

@@ -130,7 +130,7 @@ func (m *matrix) markdown() string {
 		fmt.Fprintf(&b, "Result: **%d of %d cells FAIL** (%d pass, %d not applicable).\n\n", fail, pass+fail, pass, na)
 	}
 	b.WriteString("*our server*: the peer's client connects to our server. *our client*: our client connects to the peer's server.\n")
-	b.WriteString("Each case runs once per style of our API, one table each.\n")
+	b.WriteString("Each case runs once per style of our API: one table per style, for RFC 6455 alone and for compression.\n")
 
 	for _, sec := range sections {
 		for _, api := range apis {

@@ -192,7 +192,7 @@ func chatConfig(data string) server.Config {
 	return server.Config{
 		Hub:             chat.Config{MaxMessage: 4096, Rate: 20, Burst: 20, Queue: 256, History: 100, PingInterval: 5 * time.Second, WriteTimeout: 5 * time.Second},
 		DataDir:         data,
-		ShutdownTimeout: 5 * time.Second,
+		ShutdownTimeout: 20 * time.Second, // above the 5 s close timeout, so a slow browser tab on a loaded machine is not a failure
 	}
 }
 
