@@ -114,15 +114,16 @@ type Conn struct {
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
-	msgSem   chan struct{}
-	frameMu  sync.Mutex
-	writeErr error
-	batching bool    // frames go to batch (see sendLocked)
-	batch    []byte  // frames gathered while batching
-	batchBuf *[]byte // batch's pool slot
-	bufs     net.Buffers
-	bufArr   [2][]byte
-	msgWrite messageWriter
+	msgSem     chan struct{}
+	frameMu    sync.Mutex
+	writeErr   error
+	batching   atomic.Bool // frames go to batch (see sendLocked); set and cleared under frameMu
+	batch      []byte      // frames gathered while batching
+	batchBuf   *[]byte     // batch's pool slot
+	batchTimer *time.Timer // ends a batch that lasts too long
+	bufs       net.Buffers
+	bufArr     [2][]byte
+	msgWrite   messageWriter
 
 	// Closing.
 	closeMu     sync.Mutex

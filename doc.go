@@ -74,6 +74,12 @@
 // completed, by whoever is reading, so a blocking-API user must keep
 // reading to see them.
 //
+// When several messages arrive together (a peer that pipelines), the frames
+// written in reply are gathered and sent in one write instead of one system
+// call each: the batch is sent before the reader next waits for the
+// network, and never later than half a millisecond after it opened. A
+// connection whose messages arrive one at a time writes each frame at once.
+//
 // # Close
 //
 // Close(code, reason) starts the closing handshake: it sends a close frame,

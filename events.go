@@ -151,7 +151,7 @@ func (c *Conn) runEvents() {
 		// More bytes already read means more messages are probably
 		// waiting: what the handlers send goes out in one write once they
 		// have run (see sendLocked).
-		if c.rpos < c.rend && !c.batching {
+		if c.rpos < c.rend && !c.batching.Load() {
 			c.beginBatch()
 		}
 		if fn := c.events.get().message; fn != nil {

@@ -34,7 +34,7 @@ func (c *Conn) fill(ctx context.Context) error {
 		return c.closeErr
 	default:
 	}
-	if c.batching {
+	if c.batching.Load() {
 		c.endBatch() // never wait for the peer with frames held back
 	}
 	g, err := startIO(ctx, c.netConn, readDeadline)
@@ -147,7 +147,12 @@ func (c *Conn) ReadMessage(ctx context.Context, buf []byte) (MessageType, []byte
 		return 0, buf[:0], err
 	}
 	defer func() { <-c.readSem }()
-	return c.readMessage(ctx, buf[:0])
+	typ, msg, err := c.readMessage(ctx, buf[:0])
+	if err == nil && c.rpos < c.rend && !c.batching.Load() {
+		// More is already here: the replies to it can share a write.
+		c.beginBatch()
+	}
+	return typ, msg, err
 }
 
 // readMessage assembles one data message. The caller holds readSem.
@@ -208,7 +213,7 @@ func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, 
 // fillDirect reads payload bytes into dst (the free tail of *b) and runs
 // them through the decoder in place.
 func (c *Conn) fillDirect(ctx context.Context, dst []byte, b *[]byte) error {
-	if c.batching {
+	if c.batching.Load() {
 		c.endBatch()
 	}
 	g, err := startIO(ctx, c.netConn, readDeadline)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Write buffers are pooled, not owned by connections, so an idle
@@ -284,18 +285,23 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	return err
 }
 
-// Write batching. When several messages arrive together, the event loop
-// runs their handlers as one batch: the frames they send (from any
-// goroutine) are gathered and go out in one write when the batch ends,
-// instead of one system call each. A batch ends when the messages that had
-// already arrived are handled, before the connection waits for more, and
-// before a close frame is answered; it never holds more than maxBatch bytes.
-const maxBatch = 64 << 10
+// Write batching. When several messages arrive together, their replies
+// should not cost a system call each. So when a read returns a message and
+// more bytes are already buffered, a batch opens: frames written from then
+// on (from any goroutine) are gathered and go out in one write when the
+// batch ends. It ends before the reader waits for the network, before a
+// close frame is answered, when it holds maxBatch bytes, and at the latest
+// batchDelay after it opened, so a reader that stops reading cannot hold
+// frames back.
+const (
+	maxBatch   = 64 << 10
+	batchDelay = 500 * time.Microsecond
+)
 
 // sendLocked writes b, one or more whole frames, or adds it to the open
 // batch. The caller holds frameMu.
 func (c *Conn) sendLocked(b []byte) error {
-	if c.batching {
+	if c.batching.Load() {
 		if len(c.batch)+len(b) > cap(c.batch) {
 			if err := c.flushBatchLocked(); err != nil {
 				return err
@@ -320,28 +326,37 @@ func (c *Conn) flushBatchLocked() error {
 	return err
 }
 
-// beginBatch opens a batch. Only the reading goroutine calls it.
+// beginBatch opens a batch; the reading goroutine calls it.
 func (c *Conn) beginBatch() {
 	c.frameMu.Lock()
-	c.batching = true
+	defer c.frameMu.Unlock()
+	if c.batching.Load() || c.writeErr != nil {
+		return
+	}
 	c.batchBuf = largeWritePool.Get().(*[]byte)
 	c.batch = (*c.batchBuf)[:0]
-	c.frameMu.Unlock()
+	c.batching.Store(true)
+	if c.batchTimer == nil {
+		c.batchTimer = time.AfterFunc(batchDelay, c.endBatch)
+	} else {
+		c.batchTimer.Reset(batchDelay)
+	}
 }
 
-// endBatch sends what the batch gathered and closes it. Only the reading
-// goroutine calls it.
+// endBatch sends what the batch gathered and closes it. The reading
+// goroutine and the batch timer call it; a call with no batch open does
+// nothing.
 func (c *Conn) endBatch() {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
-	if !c.batching {
+	if !c.batching.Load() {
 		return
 	}
 	var err error
 	if c.writeErr == nil {
 		err = c.flushBatchLocked()
 	}
-	c.batching = false
+	c.batching.Store(false)
 	*c.batchBuf = c.batch[:0]
 	largeWritePool.Put(c.batchBuf)
 	c.batchBuf, c.batch = nil, nil

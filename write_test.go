@@ -95,3 +95,69 @@ func TestEventLoopSingleReplyNotDelayed(t *testing.T) {
 	c.CloseNow()
 	<-c.Done()
 }
+
+// The blocking API batches too: an echo loop over messages that arrived
+// together answers them with one write.
+func TestBlockingEchoBatchesReplies(t *testing.T) {
+	var in []byte
+	for i := 0; i < 10; i++ {
+		in = append(in, clientFrame(true, 0, opBinary, []byte{byte(i)})...)
+	}
+	nc := newRecordConn()
+	c := newConn(false, 0, time.Second)
+	c.opened(nc, in)
+	c.flushed = true
+	ctx := testContext(t)
+	var buf []byte
+	for i := 0; i < 10; i++ {
+		typ, msg, err := c.ReadMessage(ctx, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = msg
+		if err := c.Write(ctx, typ, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The next read would wait for the network: the batch goes out first.
+	go c.ReadMessage(ctx, nil)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(nc.snapshot()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	writes := nc.snapshot()
+	if len(writes) != 1 {
+		t.Fatalf("%d writes for 10 replies, want 1", len(writes))
+	}
+	if got := decodeAll(&decoder{}, writes[0], 0); got.err != nil || len(got.events) != 10 {
+		t.Fatalf("batched frames decode to %v, %v", got.events, got.err)
+	}
+	c.CloseNow()
+}
+
+// A reader that stops reading cannot hold a batch back: the batch timer
+// sends it.
+func TestBatchTimerFlushes(t *testing.T) {
+	in := append(clientFrame(true, 0, opText, []byte("a")), clientFrame(true, 0, opText, []byte("b"))...)
+	nc := newRecordConn()
+	c := newConn(false, 0, time.Second)
+	c.opened(nc, in)
+	c.flushed = true
+	ctx := testContext(t)
+	if _, _, err := c.ReadMessage(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !c.batching.Load() {
+		t.Fatal("no batch opened with a message still buffered")
+	}
+	c.Write(ctx, TextMessage, []byte("reply"))
+	// No further read: only the timer can send the reply.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(nc.snapshot()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the batched reply was never sent")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.CloseNow()
+}
