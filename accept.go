@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -148,6 +149,11 @@ func (c *Conn) accept() error {
 		return fmt.Errorf("websocket: writing the handshake response: %w", err)
 	}
 	c.opened(nc, buffered)
+	// net/http's serving goroutine lives as long as the handler, and with it
+	// the reader and writer it handed over, 4 KiB of buffer each. They are
+	// ours now and no longer needed: emptying them lets the buffers go.
+	*brw.Reader = bufio.Reader{}
+	*brw.Writer = bufio.Writer{}
 	return nil
 }
 

@@ -160,8 +160,8 @@ func (c *Conn) runEvents() {
 		if c.rpos == c.rend {
 			c.endBatch()
 		}
-		if cap(buf) > 64<<10 {
-			buf = nil // do not keep a large message's buffer for an idle connection
+		if cap(buf) > maxKeptMessageBuffer {
+			buf = nil // do not keep a rare huge message's buffer for an idle connection
 		}
 	}
 	c.endBatch()
@@ -181,6 +181,11 @@ func (c *Conn) runEvents() {
 		fn(code, reason)
 	}
 }
+
+// maxKeptMessageBuffer is the largest message buffer the event loop keeps
+// for the next message. Reusing it saves an allocation and a copy per
+// message; above this size, holding it on an idle connection costs more.
+const maxKeptMessageBuffer = 1 << 20
 
 // pendingSend is a message or ping sent before the connection opened.
 type pendingSend struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 )
 
 // readEvent returns the next event of the protocol core, reading from the
@@ -194,7 +195,7 @@ func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, 
 		b := *buf
 		want := int(min(rem, 1<<20))
 		if cap(b)-len(b) < want {
-			b = append(b[:cap(b)], make([]byte, want)...)[:len(b)]
+			b = slices.Grow(b, want)
 		}
 		dst := b[len(b) : len(b)+want]
 		if err := c.fillDirect(ctx, dst, &b); err != nil {

@@ -59,102 +59,9 @@ func (r *Results) bestPeer(row string, f func(EchoStats) float64, high bool) (st
 // Targets evaluates the targets on the results.
 func Targets(r *Results) []Target {
 	var ts []Target
-	ours := r.has(Ours)
 
-	// 1. CPU per round trip against the floor, one message in flight.
-	{
-		t := Target{Goal: "One in flight: server CPU per round trip ≤ 1.05× the floor's, every row"}
-		var parts []string
-		worst, worstRow := 0.0, ""
-		for _, row := range r.Rows {
-			if row.Pipelined() {
-				continue
-			}
-			o, ok1 := r.EchoStatsFor(row.ID, Ours)
-			f, ok2 := r.EchoStatsFor(row.ID, "floor")
-			if !ok1 || !ok2 || o.CPUPerRT.Med == 0 || f.CPUPerRT.Med == 0 {
-				continue
-			}
-			q := o.CPUPerRT.Med / f.CPUPerRT.Med
-			parts = append(parts, fmt.Sprintf("%s %.2f×", row.ID, q))
-			if q > worst {
-				worst, worstRow = q, row.ID
-			}
-		}
-		t.Measured = strings.Join(parts, ", ")
-		switch {
-		case !ours || len(parts) == 0:
-			t.Status = "not measured"
-		case worst <= 1.05:
-			t.Status = "met"
-		default:
-			t.Status = "missed"
-			t.Distance = fmt.Sprintf("worst row %s at %.2f× the floor: %.0f%% over the 1.05× budget", worstRow, worst, (worst/1.05-1)*100)
-		}
-		ts = append(ts, t)
-	}
-	// 2. p99 latency against the best peer, one in flight.
-	{
-		t := Target{Goal: "One in flight: p99 latency ≤ the best peer's, every row"}
-		var parts, misses []string
-		for _, row := range r.Rows {
-			if row.Pipelined() {
-				continue
-			}
-			o, ok := r.EchoStatsFor(row.ID, Ours)
-			peer, pv := r.bestPeer(row.ID, func(s EchoStats) float64 { return s.P99.Med }, false)
-			if !ok || o.P99.Med == 0 || peer == "" {
-				continue
-			}
-			q := o.P99.Med / pv
-			parts = append(parts, fmt.Sprintf("%s %.2f× (%s)", row.ID, q, peer))
-			if q > 1 {
-				misses = append(misses, fmt.Sprintf("%s +%.0f%%", row.ID, (q-1)*100))
-			}
-		}
-		t.Measured = strings.Join(parts, ", ")
-		switch {
-		case !ours || len(parts) == 0:
-			t.Status = "not measured"
-		case len(misses) == 0:
-			t.Status = "met"
-		default:
-			t.Status = "missed"
-			t.Distance = "over the best peer's p99 on " + strings.Join(misses, ", ")
-		}
-		ts = append(ts, t)
-	}
-	// 3. Pipelined throughput against the best peer.
-	{
-		t := Target{Goal: "Pipelined rows: round trips/s ≥ 1.5× the best peer's"}
-		var parts []string
-		worst, worstRow := math.Inf(1), ""
-		for _, row := range r.Rows {
-			if !row.Pipelined() {
-				continue
-			}
-			o, ok := r.EchoStatsFor(row.ID, Ours)
-			peer, pv := r.bestPeer(row.ID, func(s EchoStats) float64 { return s.PerSec.Med }, true)
-			if !ok || o.PerSec.Med == 0 || peer == "" {
-				continue
-			}
-			q := o.PerSec.Med / pv
-			parts = append(parts, fmt.Sprintf("%s %.2f× (%s)", row.ID, q, peer))
-			if q < worst {
-				worst, worstRow = q, row.ID
-			}
-		}
-		t.Measured = strings.Join(parts, ", ")
-		switch {
-		case !ours || len(parts) == 0:
-			t.Status = "not measured"
-		case worst >= 1.5:
-			t.Status = "met"
-		default:
-			t.Status = "missed"
-			t.Distance = fmt.Sprintf("%s at %.2f×: needs %.0f%% more round trips/s", worstRow, worst, (1.5/worst-1)*100)
-		}
-		ts = append(ts, t)
+	for _, f := range []func(*Results, string) Target{cpuTarget, p99Target, pipelineTarget} {
+		ts = append(ts, perAPI(r, f))
 	}
 	// 4. Idle memory.
 	{
@@ -162,7 +69,7 @@ func Targets(r *Results) []Target {
 		// Both of our APIs run on net/http; the better one decides.
 		best, st := "", Stat{}
 		var parts []string
-		for _, name := range []string{Ours, "ours-event"} {
+		for _, name := range ourAPIs {
 			s, _, ok := r.MemStatsFor(name)
 			if !ok || s.N == 0 {
 				continue
@@ -336,4 +243,138 @@ func parseSize(name string) (int64, string) {
 		n <<= 20
 	}
 	return n, m[1] + m[2]
+}
+
+// cpuTarget compares one of our servers with the floor on CPU per round
+// trip, one message in flight.
+func cpuTarget(r *Results, name string) Target {
+	t := Target{Goal: "One in flight: server CPU per round trip ≤ 1.05× the floor's, every row"}
+	var parts []string
+	worst, worstRow := 0.0, ""
+	for _, row := range r.Rows {
+		if row.Pipelined() {
+			continue
+		}
+		o, ok1 := r.EchoStatsFor(row.ID, name)
+		f, ok2 := r.EchoStatsFor(row.ID, "floor")
+		if !ok1 || !ok2 || o.CPUPerRT.Med == 0 || f.CPUPerRT.Med == 0 {
+			continue
+		}
+		q := o.CPUPerRT.Med / f.CPUPerRT.Med
+		parts = append(parts, fmt.Sprintf("%s %.2f×", row.ID, q))
+		if q > worst {
+			worst, worstRow = q, row.ID
+		}
+	}
+	t.Measured = strings.Join(parts, ", ")
+	switch {
+	case !r.has(name) || len(parts) == 0:
+		t.Status = "not measured"
+	case worst <= 1.05:
+		t.Status = "met"
+	default:
+		t.Status = "missed"
+		t.Distance = fmt.Sprintf("worst row %s at %.2f× the floor: %.0f%% over the 1.05× budget", worstRow, worst, (worst/1.05-1)*100)
+	}
+	return t
+}
+
+// p99Target compares one of our servers with the best peer on p99 latency,
+// one message in flight.
+func p99Target(r *Results, name string) Target {
+	t := Target{Goal: "One in flight: p99 latency ≤ the best peer's, every row"}
+	var parts, misses []string
+	for _, row := range r.Rows {
+		if row.Pipelined() {
+			continue
+		}
+		o, ok := r.EchoStatsFor(row.ID, name)
+		peer, pv := r.bestPeer(row.ID, func(s EchoStats) float64 { return s.P99.Med }, false)
+		if !ok || o.P99.Med == 0 || peer == "" {
+			continue
+		}
+		q := o.P99.Med / pv
+		parts = append(parts, fmt.Sprintf("%s %.2f× (%s)", row.ID, q, peer))
+		if q > 1 {
+			misses = append(misses, fmt.Sprintf("%s +%.0f%%", row.ID, (q-1)*100))
+		}
+	}
+	t.Measured = strings.Join(parts, ", ")
+	switch {
+	case !r.has(name) || len(parts) == 0:
+		t.Status = "not measured"
+	case len(misses) == 0:
+		t.Status = "met"
+	default:
+		t.Status = "missed"
+		t.Distance = "over the best peer's p99 on " + strings.Join(misses, ", ")
+	}
+	return t
+}
+
+// pipelineTarget compares one of our servers with the best peer on round
+// trips per second in the pipelined rows.
+func pipelineTarget(r *Results, name string) Target {
+	t := Target{Goal: "Pipelined rows: round trips/s ≥ 1.5× the best peer's"}
+	var parts []string
+	worst, worstRow := math.Inf(1), ""
+	for _, row := range r.Rows {
+		if !row.Pipelined() {
+			continue
+		}
+		o, ok := r.EchoStatsFor(row.ID, name)
+		peer, pv := r.bestPeer(row.ID, func(s EchoStats) float64 { return s.PerSec.Med }, true)
+		if !ok || o.PerSec.Med == 0 || peer == "" {
+			continue
+		}
+		q := o.PerSec.Med / pv
+		parts = append(parts, fmt.Sprintf("%s %.2f× (%s)", row.ID, q, peer))
+		if q < worst {
+			worst, worstRow = q, row.ID
+		}
+	}
+	t.Measured = strings.Join(parts, ", ")
+	switch {
+	case !r.has(name) || len(parts) == 0:
+		t.Status = "not measured"
+	case worst >= 1.5:
+		t.Status = "met"
+	default:
+		t.Status = "missed"
+		t.Distance = fmt.Sprintf("%s at %.2f×: needs %.0f%% more round trips/s", worstRow, worst, (1.5/worst-1)*100)
+	}
+	return t
+}
+
+// ourAPIs are our two servers; both run on net/http, and a target is met
+// when either API meets it, with both shown.
+var ourAPIs = []string{Ours, "ours-event"}
+
+func perAPI(r *Results, f func(*Results, string) Target) Target {
+	var out Target
+	var measured, distances []string
+	status := "not measured"
+	for _, name := range ourAPIs {
+		t := f(r, name)
+		out.Goal = t.Goal
+		if t.Status == "not measured" {
+			continue
+		}
+		measured = append(measured, name+": "+t.Measured)
+		switch {
+		case t.Status == "met":
+			status = "met"
+		case status != "met":
+			status = "missed"
+		}
+		if t.Distance != "" {
+			distances = append(distances, name+": "+t.Distance)
+		}
+	}
+	out.Status = status
+	out.Measured = strings.Join(measured, "; ")
+	if status == "missed" {
+		out.Distance = strings.Join(distances, "; ")
+	}
+	return out
 }

@@ -13,7 +13,7 @@ import (
 func init() {
 	register(Server{
 		Name:      "floor",
-		Doc:       "net/http handshake, then a goroutine per connection that waits for readability without a buffer, reads into a pooled buffer, unmasks every complete frame in place and writes them all back in one write; no validation at all",
+		Doc:       "net/http handshake, then a goroutine per connection that waits for readability without a buffer, reads into a pooled buffer, unmasks every complete frame in place and writes them all back in one writev; no validation at all",
 		Broadcast: true,
 		Run:       runFloor,
 	})
@@ -56,10 +56,8 @@ func runFloor(ctx context.Context, addr string, mode Mode) error {
 // floorLoop is the least work an echo can do: no UTF-8, no limits, no
 // fragmentation or close rules. An idle connection holds no buffer: the
 // goroutine waits for readability through the raw connection and takes a
-// buffer from a pool only when bytes are there. Frames are unmasked and moved
-// down in place (a server header is 4 bytes shorter than a client one), so one
-// buffer serves reading and writing, and every complete frame of a read goes
-// back in one write.
+// buffer from a pool only when bytes are there; one buffer serves reading and
+// writing, and every complete frame of a read goes back in one writev.
 func floorLoop(conn net.Conn, initial []byte, mode Mode, h *hub[net.Conn]) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
@@ -75,6 +73,7 @@ func floorLoop(conn net.Conn, initial []byte, mode Mode, h *hub[net.Conn]) {
 	// large frames is read in one system call each instead of starting from
 	// the smallest buffer every time.
 	hint := minBuf
+	var vec [][]byte
 	if len(initial) > 0 {
 		bp = getBuf(len(initial))
 		r = copy(*bp, initial)
@@ -88,7 +87,7 @@ func floorLoop(conn net.Conn, initial []byte, mode Mode, h *hub[net.Conn]) {
 		if r > 0 {
 			var closing bool
 			var err error
-			r, closing, err = floorFrames(conn, &bp, r, mode, h)
+			r, closing, err = floorFrames(conn, &bp, &vec, r, mode, h)
 			if err != nil || closing {
 				return
 			}
@@ -127,11 +126,24 @@ func floorLoop(conn net.Conn, initial []byte, mode Mode, h *hub[net.Conn]) {
 }
 
 // floorFrames echoes every complete frame in the first r bytes of *bp and
-// returns how many bytes of a partial frame are left at its start.
-func floorFrames(conn net.Conn, bp **[]byte, r int, mode Mode, h *hub[net.Conn]) (int, bool, error) {
+// returns how many bytes of a partial frame are left at its start. Each
+// payload is unmasked in place and its (4 bytes shorter) server header is
+// written just before it, over the end of the client header, so no payload
+// byte moves; all the frames of one read leave in one writev.
+func floorFrames(conn net.Conn, bp **[]byte, vec *[][]byte, r int, mode Mode, h *hub[net.Conn]) (int, bool, error) {
 	buf := **bp
-	in, out := 0, 0
+	in := 0
 	closing := false
+	out := (*vec)[:0]
+	flush := func() error {
+		if len(out) == 0 {
+			return nil
+		}
+		bufs := net.Buffers(out)
+		_, err := bufs.WriteTo(conn)
+		out = out[:0]
+		return err
+	}
 	for !closing {
 		hd, hl, err := wire.ParseHeader(buf[in:r])
 		if err != nil {
@@ -143,50 +155,50 @@ func floorFrames(conn net.Conn, bp **[]byte, r int, mode Mode, h *hub[net.Conn])
 		total := hl + int(hd.Len)
 		if r-in < total {
 			if total > len(buf) {
-				// Keep what is written so far, then make room for the whole frame.
-				if out > 0 {
-					if _, err := conn.Write(buf[:out]); err != nil {
-						return 0, false, err
-					}
+				// Send what is complete, then make room for the whole frame.
+				if err := flush(); err != nil {
+					return 0, false, err
 				}
 				nb := getBuf(total)
 				r = copy(*nb, buf[in:r])
 				putBuf(*bp)
 				*bp = nb
+				*vec = out
 				return r, false, nil
 			}
 			break
 		}
-		shl := hl
+		payload := buf[in+hl : in+total]
 		if hd.Masked {
-			shl -= 4
+			wire.Mask(payload, hd.Key)
 		}
 		op := hd.Op
 		if op == wire.OpPing {
 			op = wire.OpPong
 		}
-		payload := buf[in+hl : in+total]
 		if mode == Broadcast && (op == wire.OpText || op == wire.OpBinary) {
 			frame := wire.AppendHeader(nil, true, op, len(payload), nil)
-			start := len(frame)
 			frame = append(frame, payload...)
-			wire.Mask(frame[start:], hd.Key)
 			h.each(func(c net.Conn) { c.Write(frame) })
 			in += total
 			continue
 		}
-		buf[out] = buf[in]&0xf0 | op
-		buf[out+1] = buf[in+1] & 0x7f
-		copy(buf[out+2:out+shl], buf[in+2:in+shl])
-		maskMove(buf[out+shl:out+shl+len(payload)], payload, hd.Key)
-		out += shl + len(payload)
+		shl := hl
+		if hd.Masked {
+			shl -= 4
+		}
+		start := in + hl - shl
+		b0, b1 := buf[in]&0xf0|op, buf[in+1]&0x7f
+		copy(buf[start+2:start+shl], buf[in+2:in+shl])
+		buf[start], buf[start+1] = b0, b1
+		out = append(out, buf[start:in+total])
 		in += total
 		closing = hd.Op == wire.OpClose
 	}
-	if out > 0 {
-		if _, err := conn.Write(buf[:out]); err != nil {
-			return 0, false, err
-		}
+	err := flush()
+	*vec = out
+	if err != nil {
+		return 0, false, err
 	}
 	return copy(buf, buf[in:r]), closing, nil
 }
@@ -224,24 +236,4 @@ func putBuf(b *[]byte) {
 		return // an odd size from beyond the last class
 	}
 	bufPools[c].Put(b)
-}
-
-// maskMove writes src XOR key to dst, where dst starts at or before src in
-// the same buffer; going forward a word at a time never reads a byte it has
-// already overwritten.
-func maskMove(dst, src []byte, key [4]byte) {
-	k32 := uint64(key[0]) | uint64(key[1])<<8 | uint64(key[2])<<16 | uint64(key[3])<<24
-	k := k32 | k32<<32
-	i := 0
-	for ; i+8 <= len(src); i += 8 {
-		v := uint64(src[i]) | uint64(src[i+1])<<8 | uint64(src[i+2])<<16 | uint64(src[i+3])<<24 |
-			uint64(src[i+4])<<32 | uint64(src[i+5])<<40 | uint64(src[i+6])<<48 | uint64(src[i+7])<<56
-		v ^= k
-		d := dst[i : i+8 : i+8]
-		d[0], d[1], d[2], d[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
-		d[4], d[5], d[6], d[7] = byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56)
-	}
-	for ; i < len(src); i++ {
-		dst[i] = src[i] ^ key[i&3]
-	}
 }
