@@ -172,7 +172,7 @@ var closing = []string{
 	"the CPU profiles below show what ours does beyond the floor's read, unmask and write; everything outside the system calls is the budget to cut",
 	"fewer system calls and goroutine wake-ups per message (p99 with one in flight follows CPU per round trip and scheduling); see the CPU profiles",
 	"parse every frame already in the read buffer before reading again, and coalesce queued frames into one write: the pipelined CPU profile shows one write system call per message",
-	"lazy buffers: take the read buffer from a pool only once bytes are readable (as the floor does) and shrink the Conn; in the blocking API the handler keeps net/http's serving goroutine, its stack and its 4 KiB bufio reader and writer alive; see the heap profile",
+	"idle connections already hold no read buffer; what remains is the Conn (about 1.5 KB) and one goroutine stack per connection (net/http's serving goroutine in the blocking API): an event-loop transport over the same core, with no goroutine per idle connection, would close it; see the heap profile",
 	"encode once and write each connection directly, without per-connection queues or goroutines",
 	"reuse buffers on the paths listed",
 	"mask a machine word or more at a time, unrolled",
