@@ -52,6 +52,7 @@ var statusNames = map[StatusCode]string{
 	StatusTLSHandshake:            "TLS handshake",
 }
 
+// String returns the code with its IANA name, such as "1000 (normal closure)".
 func (c StatusCode) String() string {
 	if s, ok := statusNames[c]; ok {
 		return strconv.Itoa(int(c)) + " (" + s + ")"
@@ -83,6 +84,7 @@ type CloseError struct {
 	Reason string
 }
 
+// Error describes the close code and reason.
 func (e *CloseError) Error() string {
 	if e.Reason == "" {
 		return "websocket: closed: " + e.Code.String()
@@ -109,6 +111,7 @@ type ProtocolError struct {
 	Reason string
 }
 
+// Error describes the violation and the close code it was answered with.
 func (e *ProtocolError) Error() string {
 	return fmt.Sprintf("websocket: protocol error: %s (closing with %v)", e.Reason, e.Code)
 }

@@ -23,6 +23,7 @@ const (
 	BinaryMessage MessageType = 2
 )
 
+// String returns "text" or "binary".
 func (t MessageType) String() string {
 	switch t {
 	case TextMessage:
@@ -45,6 +46,8 @@ const (
 	Closed                       // the TCP connection is closed
 )
 
+// String returns the state as the seed names it: "connecting", "open",
+// "closing" or "closed".
 func (s ReadyState) String() string {
 	switch s {
 	case Connecting:

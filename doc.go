@@ -125,7 +125,8 @@
 // read. The inflated size counts against MaxLength, and inflating stops as
 // soon as it passes it, so a compression bomb closes the connection with
 // 1009 having cost about twice MaxLength of memory at most (the compressed
-// size is limited by MaxLength too). Compressed data that does not inflate
+// size is limited by MaxLength too, plus about 3% for deflate's framing of
+// incompressible data). Compressed data that does not inflate
 // closes with 1007, as does compressed text that is not UTF-8 once inflated;
 // RSV1 on a continuation or control frame, or on any frame when compression
 // was not agreed, closes with 1002.

@@ -74,6 +74,7 @@ type HandshakeError struct {
 	Response   *http.Response
 }
 
+// Error describes the status and the reason.
 func (e *HandshakeError) Error() string {
 	return fmt.Sprintf("websocket: handshake failed: %d %s: %s", e.StatusCode, http.StatusText(e.StatusCode), e.Reason)
 }
