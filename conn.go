@@ -3,7 +3,6 @@ package websocket
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -103,17 +102,16 @@ type Conn struct {
 	state   atomic.Int32
 
 	// Reading: one reader at a time holds readSem.
-	readSem    chan struct{}
-	dec        decoder
-	rbuf       []byte
-	rbufp      *[]byte     // rbuf's pool slot, when it is borrowed (readbuf.go)
-	idle       *idleReader // set when reads can wait without a buffer
-	rpos       int
-	rend       int
-	inMsg      bool // a data message was partly returned by NextReader
-	msgRead    messageReader
-	lastDirect event // the event of the last payload read straight into a caller's buffer
-	eventing   bool  // Start's read loop owns the read side
+	readSem  chan struct{}
+	dec      decoder
+	rbuf     []byte
+	rbufp    *[]byte     // rbuf's pool slot, when it is borrowed (readbuf.go)
+	idle     *idleReader // set when reads can wait without a buffer
+	rpos     int
+	rend     int
+	inMsg    bool // a data message was partly returned by NextReader
+	msgRead  messageReader
+	eventing bool // Start's read loop owns the read side
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
@@ -126,17 +124,16 @@ type Conn struct {
 	batchTimer *time.Timer // ends a batch that lasts too long
 	bufs       net.Buffers
 	bufArr     [2][]byte
-	msgWrite   messageWriter
+	msgWrite   MessageWriter
 
 	// Closing.
-	closeMu     sync.Mutex
-	closeSent   bool
-	closeRecv   bool
-	closeRecvCh chan struct{}
-	closeTimer  *time.Timer
-	closeErr    error // what reads return once the connection is done
-	done        chan struct{}
-	doneOnce    sync.Once
+	closeMu    sync.Mutex
+	closeSent  bool
+	closeRecv  bool
+	closeTimer *time.Timer
+	closeErr   error // what reads return once the connection is done
+	done       chan struct{}
+	doneOnce   sync.Once
 
 	events    eventHandlers
 	pendingMu sync.Mutex
@@ -157,7 +154,6 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 		closeTimeout: closeTimeout,
 		readSem:      make(chan struct{}, 1),
 		msgSem:       make(chan struct{}, 1),
-		closeRecvCh:  make(chan struct{}),
 		done:         make(chan struct{}),
 	}
 	c.dec.expectMasked = !client
@@ -351,13 +347,4 @@ func (c *Conn) doneErr() error {
 		return c.closeErr
 	}
 	return ErrClosed
-}
-
-// isTimeout reports whether err is a deadline expiry of the network
-// connection.
-func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
-
-// isEOF reports whether err means the peer closed the TCP connection.
-func isEOF(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }

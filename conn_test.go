@@ -230,24 +230,7 @@ func TestReadContextKeepsConnection(t *testing.T) {
 // for tests that need to send what the library never would.
 func rawClient(t *testing.T, url string) net.Conn {
 	t.Helper()
-	nc, err := net.Dial("tcp", strings.TrimPrefix(url, "ws://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-	resp := make([]byte, 0, 256)
-	var one [1]byte
-	for !bytes.HasSuffix(resp, []byte("\r\n\r\n")) {
-		if _, err := nc.Read(one[:]); err != nil {
-			t.Fatal(err)
-		}
-		resp = append(resp, one[0])
-	}
-	if !bytes.HasPrefix(resp, []byte("HTTP/1.1 101")) {
-		t.Fatalf("handshake: %s", resp)
-	}
+	nc, _ := rawDeflateClient(t, url, "")
 	return nc
 }
 

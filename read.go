@@ -82,7 +82,6 @@ func (c *Conn) receiveClose(code StatusCode, reason string) error {
 	c.closeSent = true
 	c.closeRecv = true
 	c.closeMu.Unlock()
-	close(c.closeRecvCh)
 	c.state.CompareAndSwap(int32(Open), int32(Closing))
 	if reply {
 		var p [2]byte
@@ -197,12 +196,9 @@ func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, 
 		if cap(b)-len(b) < want {
 			b = slices.Grow(b, want)
 		}
-		dst := b[len(b) : len(b)+want]
-		if err := c.fillDirect(ctx, dst, &b); err != nil {
-			return event{}, err
-		}
-		*buf = b
-		return c.lastDirect, nil
+		n, ev, err := c.fillDirect(ctx, b[len(b):len(b)+want])
+		*buf = b[:len(b)+n]
+		return ev, err
 	}
 	ev, err := c.readEvent(ctx)
 	if err == nil && ev.kind == eventData {
@@ -211,36 +207,31 @@ func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, 
 	return ev, err
 }
 
-// fillDirect reads payload bytes into dst (the free tail of *b) and runs
-// them through the decoder in place.
-func (c *Conn) fillDirect(ctx context.Context, dst []byte, b *[]byte) error {
+// fillDirect reads payload bytes of the current frame into dst (at most
+// what the frame has left, so every byte read is payload) and runs them
+// through the decoder in place. It returns how many bytes of dst now hold
+// payload and the decoder's event for them.
+func (c *Conn) fillDirect(ctx context.Context, dst []byte) (int, event, error) {
 	if c.batching.Load() {
 		c.endBatch()
 	}
 	g, err := startIO(ctx, c.netConn, readDeadline)
 	if err != nil {
-		return err
+		return 0, event{}, err
 	}
 	n, err := c.netConn.Read(dst)
 	err = g.end(err)
 	if n == 0 {
-		if err == nil {
-			c.lastDirect = event{}
-			return nil
+		if err == nil || isContextErr(err) {
+			return 0, event{}, err
 		}
-		if isContextErr(err) {
-			return err
-		}
-		return c.failTransport(err)
+		return 0, event{}, c.failTransport(err)
 	}
-	used, ev, perr := c.dec.parse(dst[:n])
-	if perr != nil {
-		return c.failProtocol(perr)
+	_, ev, err := c.dec.parse(dst[:n])
+	if err != nil {
+		return 0, event{}, c.failProtocol(err)
 	}
-	_ = used // all n bytes are payload of the current frame
-	*b = (*b)[:len(*b)+n]
-	c.lastDirect = ev
-	return nil
+	return n, ev, nil
 }
 
 // skipPartial discards the rest of a message that a previous NextReader

@@ -160,9 +160,6 @@ type MessageWriter struct {
 	deflate bool
 }
 
-// messageWriter is the embedded writer a connection reuses for NextWriter.
-type messageWriter = MessageWriter
-
 // fragmentSize is how much a MessageWriter buffers before it sends a
 // fragment.
 const fragmentSize = smallWriteBuf - maxHeaderSize
