@@ -249,7 +249,7 @@ func (c *Conn) forceClose() {
 	received := c.closeRecv
 	c.closeMu.Unlock()
 	if received {
-		c.netConn.Close()
+		c.closeSocket()
 		return
 	}
 	c.finish(&CloseError{Code: StatusAbnormalClosure, Reason: "closing handshake timed out"})

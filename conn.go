@@ -70,9 +70,16 @@ const DefaultMaxLength = 0x3ffffff
 // close TCP) before it drops the TCP connection.
 const DefaultCloseTimeout = 5 * time.Second
 
-// readBufferSize is the size of a connection's read buffer. Payloads larger
-// than it are read straight into the caller's buffer.
+// readBufferSize is the size of a read buffer that a connection owns (TLS,
+// pipes). Payloads larger than its free space are read straight into the
+// caller's buffer.
 const readBufferSize = 4096
+
+// pooledReadBufferSize is the size of the pooled read buffers of idle
+// readers (readbuf.go). They are held only while bytes are being parsed, so
+// they can be larger: one read then brings a whole 8 KiB message, where a
+// 4 KiB buffer takes two system calls.
+const pooledReadBufferSize = 16384
 
 // aLongTimeAgo is a deadline in the past, used to interrupt a blocked read or
 // write when a context ends.
@@ -111,7 +118,8 @@ type Conn struct {
 	rend     int
 	inMsg    bool // a data message was partly returned by NextReader
 	msgRead  messageReader
-	eventing bool // Start's read loop owns the read side
+	eventing bool     // Start's read loop owns the read side
+	poll     pollLink // the event loop's registration with the poller (poll.go)
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
@@ -222,7 +230,7 @@ func (c *Conn) finish(err error) {
 		c.closeErr = err
 		c.state.Store(int32(Closed))
 		if c.netConn != nil {
-			c.netConn.Close()
+			c.closeSocket()
 		}
 		c.closeMu.Lock()
 		if c.closeTimer != nil {
@@ -231,7 +239,17 @@ func (c *Conn) finish(err error) {
 		c.closeMu.Unlock()
 		c.releaseDeflate()
 		close(c.done)
+		if c.polled() {
+			c.wakeLoop() // a parked event loop must run to report the close
+		}
 	})
+}
+
+// closeSocket closes the network connection, first taking it out of the
+// poller so that its descriptor cannot be reused while still registered.
+func (c *Conn) closeSocket() {
+	c.detachPoller()
+	c.netConn.Close()
 }
 
 // linger shuts the TCP connection down politely before finish: our side

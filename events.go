@@ -132,18 +132,52 @@ func (c *Conn) startEventLoop() {
 	// that a Close made after Start cannot overtake it.
 	c.flushPending()
 	c.readSem <- struct{}{} // the read loop owns the read side from now on
+	c.attachPoller()
 	go c.runEvents()
 }
 
-// runEvents is the event API's read loop: handlers run here, one at a time.
+// runEvents starts the event API's read loop: OnOpen, then serveEvents.
 func (c *Conn) runEvents() {
-	h := c.events.get()
-	if h.open != nil {
-		h.open()
+	if fn := c.events.get().open; fn != nil {
+		fn()
 	}
-	var buf []byte
+	// A new connection's peer has often nothing to say yet: when nothing
+	// arrived behind the handshake, the loop parks at once (the poller
+	// starts it again as soon as bytes are there), so that a burst of new,
+	// quiet connections never holds a goroutine each.
+	if c.polled() && c.rpos == c.rend && c.parkLoop() {
+		return
+	}
+	c.serveEvents()
+}
+
+// serveEvents is the event API's read loop: handlers run here, one at a
+// time. It returns when the connection has ended and OnClose has run, or
+// when a polled connection has been idle long enough to park (poll.go): a
+// later serveEvents on a new goroutine then takes the loop up again.
+func (c *Conn) serveEvents() {
+	bp := messageBufPool.Get().(*[]byte)
+	buf := *bp
+	var err error
 	for {
-		typ, msg, err := c.readMessage(context.Background(), buf[:0])
+		if c.rpos == c.rend && c.polled() {
+			var idle bool
+			if idle, err = c.awaitMessage(); err != nil {
+				break
+			}
+			if idle {
+				putMessageBuffer(bp, buf)
+				if c.parkLoop() {
+					return
+				}
+				bp = messageBufPool.Get().(*[]byte)
+				buf = *bp
+			}
+			continue
+		}
+		var typ MessageType
+		var msg []byte
+		typ, msg, err = c.readMessage(context.Background(), buf[:0])
 		if err != nil {
 			break
 		}
@@ -164,8 +198,10 @@ func (c *Conn) runEvents() {
 			buf = nil // do not keep a rare huge message's buffer for an idle connection
 		}
 	}
+	putMessageBuffer(bp, buf)
 	c.endBatch()
 	<-c.done
+	c.poll.state.Store(loopDone)
 	code, reason := StatusAbnormalClosure, ""
 	var ce *CloseError
 	var pe *ProtocolError
@@ -184,8 +220,21 @@ func (c *Conn) runEvents() {
 
 // maxKeptMessageBuffer is the largest message buffer the event loop keeps
 // for the next message. Reusing it saves an allocation and a copy per
-// message; above this size, holding it on an idle connection costs more.
+// message; above this size, holding it costs more.
 const maxKeptMessageBuffer = 1 << 20
+
+// messageBufPool holds the event loops' message buffers between messages
+// (a parked loop holds none).
+var messageBufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// putMessageBuffer gives a loop's message buffer back to the pool.
+func putMessageBuffer(bp *[]byte, buf []byte) {
+	if cap(buf) > maxKeptMessageBuffer {
+		buf = nil
+	}
+	*bp = buf[:0]
+	messageBufPool.Put(bp)
+}
 
 // pendingSend is a message or ping sent before the connection opened.
 type pendingSend struct {

@@ -10,12 +10,27 @@ import (
 )
 
 // TestMain fails the run if any goroutine of the library outlives the
-// tests: every connection must end by itself.
+// tests, or any connection is still registered with the poller (a parked
+// event loop has no goroutine): every connection must end by itself.
+//
+// Idle event loops park after 10 ms instead of a second, so that parking
+// and waking run all through the tests, under the race detector.
 func TestMain(m *testing.M) {
+	idleSweep.Store(int64(10 * time.Millisecond))
 	code := m.Run()
 	if code == 0 {
 		if err := leakcheck.Check(10 * time.Second); err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	if code == 0 {
+		deadline := time.Now().Add(10 * time.Second)
+		for polledConns() > 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := polledConns(); n > 0 {
+			fmt.Fprintf(os.Stderr, "%d connection(s) still registered with the poller after the tests\n", n)
 			code = 1
 		}
 	}

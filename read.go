@@ -43,7 +43,11 @@ func (c *Conn) fill(ctx context.Context) error {
 		return err
 	}
 	n, err := c.readNet()
-	err = g.end(err)
+	return c.filled(n, g.end(err))
+}
+
+// filled takes the result of a read into the read buffer.
+func (c *Conn) filled(n int, err error) error {
 	c.rpos, c.rend = 0, n
 	if n > 0 {
 		return nil // an error comes back on the next read

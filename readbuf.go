@@ -13,7 +13,7 @@ import (
 // a buffer (a TCP connection on Unix, see readbuf_unix.go), the read buffer
 // comes from a pool when bytes arrive and goes back once they are parsed.
 // Elsewhere (TLS, pipes, other platforms) each connection keeps its own.
-var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, pooledReadBufferSize); return &b }}
 
 // readBufHook, when set (by tests), is told of every pooled read buffer
 // taken (+1) and given back (-1).
@@ -37,7 +37,11 @@ func (c *Conn) setupReadBuffer(nc net.Conn, buffered []byte) {
 		}
 	}
 	if c.idle == nil || len(buffered) > 0 {
-		if len(buffered) > readBufferSize {
+		size := readBufferSize
+		if c.idle != nil {
+			size = pooledReadBufferSize
+		}
+		if len(buffered) > size {
 			c.rbuf = make([]byte, len(buffered))
 		} else {
 			c.takeReadBuf()

@@ -50,14 +50,18 @@ func goroutines() map[string]string {
 	return out
 }
 
-// ignoredStacks are goroutines the runtime or the test binary may start on their
-// own; they are not the library's.
+// ignoredStacks are goroutines the runtime, the test binary or the library
+// start once per process; they belong to no connection.
 var ignoredStacks = []string{
 	"os/signal.signal_recv",
 	"os/signal.loop",
 	"runtime.ensureSigM",
 	"testing.(*M).startAlarm",
 	"testing.runFuzzing",
+	// The library's poller: two goroutines that serve parked event loops
+	// for the life of the process, started with the first event-API
+	// connection.
+	"github.com/wsdriver/websocket.(*poller).",
 }
 
 func waitForLeaks(before map[string]string, grace time.Duration) []string {

@@ -1,7 +1,11 @@
 // Package leakcheck finds goroutines that outlive a test run. A test
 // package calls it from TestMain after m.Run: any goroutine still running
 // code of this module (other than the caller) after a grace period is a
-// leak, since every connection a test opens must end by itself.
+// leak, since every connection a test opens must end by itself. The one
+// exception is the library's poller, whose two goroutines serve parked event
+// loops for the life of the process; a connection parked there has no
+// goroutine, so the library's own tests also check that the poller ends up
+// holding no connection.
 package leakcheck
 
 import (
@@ -43,7 +47,7 @@ func leakedStacks() []string {
 	stacks := strings.Split(string(buf), "\n\n")
 	var leaked []string
 	for _, s := range stacks[1:] { // the first is the caller's own
-		if strings.Contains(s, module) && !strings.Contains(s, module+"/internal/leakcheck") {
+		if strings.Contains(s, module) && !strings.Contains(s, module+"/internal/leakcheck") && !strings.Contains(s, module+".(*poller).") {
 			leaked = append(leaked, s)
 		}
 	}

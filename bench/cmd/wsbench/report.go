@@ -339,6 +339,10 @@ func pprofTop(ctx context.Context, exe, file string, args ...string) string {
 // memRun measures the server's resident memory before and after opening n
 // idle connections, each time after the server collected garbage and gave
 // free pages back, then checks every connection still echoes.
+// idleRest is how long the connections of the idle memory row stay idle
+// before the server's memory is read.
+const idleRest = 3 * time.Second
+
 func memRun(ctx context.Context, l *launcher, name string, n int, extra ...string) (report.MemRun, error) {
 	m := report.MemRun{Server: name, Conns: n}
 	srv, err := l.startServer(ctx, name, "echo", extra...)
@@ -364,8 +368,10 @@ func memRun(ctx context.Context, l *launcher, name string, n int, extra ...strin
 	if _, err := cl.expect("connected", 2*time.Minute); err != nil {
 		return m, err
 	}
-	// Let handshakes finish on the server side before reading its memory.
-	time.Sleep(300 * time.Millisecond)
+	// Idle means idle for a while: let handshakes finish and every server
+	// bring its idle connections to rest (ours parks an event loop after one
+	// to two seconds without a message) before reading its memory.
+	time.Sleep(idleRest)
 	after, err := srv.settle()
 	if err != nil {
 		return m, err

@@ -96,7 +96,7 @@ func Markdown(r *Results) string {
 	if len(r.Mem) > 0 {
 		n := r.Mem[0].Conns
 		p("## Memory per idle connection\n\n")
-		p("Server RSS (VmRSS) after %s idle connections minus RSS before them, divided by %s; both read after the server ran GC four times and returned free memory to the OS (debug.FreeOSMemory). ", group(int64(n)), group(int64(n)))
+		p("Server RSS (VmRSS) after %s connections that have been idle for 3 s, minus RSS before them, divided by %s; both read after the server ran GC four times and returned free memory to the OS (debug.FreeOSMemory). ", group(int64(n)), group(int64(n)))
 		p("Afterwards every connection echoed one message, proving it was still served.\n\n")
 		p("The Go heap and stack columns are the growth of the runtime's own accounting (HeapInuse, StackInuse) over the same connections; they count whole spans, so they need not add up to the RSS growth. Socket buffers live in the kernel and are in no column.\n\n")
 		p("| Server | RSS per idle connection | of which Go heap | of which goroutine stacks |\n|---|---|---|---|\n")

@@ -16,7 +16,7 @@ func init() {
 	})
 	register(Server{
 		Name: "ours-event",
-		Doc:  "github.com/wsdriver/websocket event API: NewServer, OnMessage sends the message back, Start",
+		Doc:  "github.com/wsdriver/websocket event API: NewServer, OnMessage writes the message back (Write, same type), Start",
 		Run:  runOursEvent,
 	})
 }
@@ -64,11 +64,9 @@ func runOursEvent(ctx context.Context, addr string, mode Mode) error {
 	return serveHTTP(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := websocket.NewServer(w, r, &websocket.ServerOptions{InsecureSkipOriginCheck: true})
 		c.OnMessage(func(m websocket.Message) {
-			if m.Type == websocket.TextMessage {
-				c.SendText(m.Text())
-				return
-			}
-			c.SendBinary(m.Data)
+			// Write sends the bytes as they are, with their type; SendText
+			// would need a string, which is a copy.
+			c.Write(context.Background(), m.Type, m.Data)
 		})
 		if err := c.Start(); err != nil {
 			return

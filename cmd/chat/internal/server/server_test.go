@@ -163,10 +163,22 @@ func TestPageAndEndpoints(t *testing.T) {
 	c := dial(t, ts.wsURL+"/chat/dev", nil)
 	write(t, c, "m")
 	read(t, c)
-	_, body = get("/metrics")
-	for _, want := range []string{"chat_connections 1\n", "chat_rooms 1\n", "chat_messages_in_total 1\n", "chat_messages_out_total 1\n", `chat_drops_total{reason="slow_consumer"} 0`} {
-		if !strings.Contains(body, want) {
-			t.Fatalf("metrics lack %q:\n%s", want, body)
+	// The writer counts a message after its write returned, which can be
+	// after the client read it: look again for a while.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		_, body = get("/metrics")
+		missing := ""
+		for _, want := range []string{"chat_connections 1\n", "chat_rooms 1\n", "chat_messages_in_total 1\n", "chat_messages_out_total 1\n", `chat_drops_total{reason="slow_consumer"} 0`} {
+			if !strings.Contains(body, want) {
+				missing = want
+				break
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %q:\n%s", missing, body)
 		}
 	}
 	if resp, _ = get("/chat/dev"); resp.Request.URL.Fragment != "dev" {
