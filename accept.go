@@ -58,7 +58,7 @@ func NewServer(w http.ResponseWriter, r *http.Request, opts *ServerOptions) *Con
 		opts = &ServerOptions{}
 	}
 	c := newConn(false, opts.MaxLength, opts.CloseTimeout)
-	c.hsWriter, c.hsRequest, c.serverOpt = w, r, *opts
+	c.hs = &handshakeInputs{w: w, r: r, serverOpt: *opts}
 	return c
 }
 
@@ -89,8 +89,9 @@ func refuse(w http.ResponseWriter, status int, reason string, header ...string) 
 // accept checks the handshake request (RFC 6455 §4.2.1), takes over the
 // TCP connection from net/http and sends the 101 response (§4.2.2).
 func (c *Conn) accept() error {
-	w, r, opts := c.hsWriter, c.hsRequest, &c.serverOpt
-	c.hsWriter, c.hsRequest = nil, nil
+	hs := c.hs
+	c.hs = nil
+	w, r, opts := hs.w, hs.r, &hs.serverOpt
 	if r.Method != http.MethodGet {
 		return refuse(w, http.StatusMethodNotAllowed, "handshake method must be GET, not "+r.Method, "Allow", http.MethodGet)
 	}

@@ -93,12 +93,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 type Conn struct {
 	client bool
 
-	// Handshake inputs, kept from NewServer/NewClient until Start.
-	hsWriter  http.ResponseWriter
-	hsRequest *http.Request
-	serverOpt ServerOptions
-	dialURL   string
-	clientOpt ClientOptions
+	// Handshake inputs, kept from NewServer/NewClient until the handshake
+	// and dropped then, so that an open connection does not carry them.
+	hs *handshakeInputs
 
 	maxLength    int64
 	closeTimeout time.Duration
@@ -147,6 +144,15 @@ type Conn struct {
 	pendingMu sync.Mutex
 	pending   []pendingSend // sends made while connecting
 	flushed   bool
+}
+
+// handshakeInputs is what NewServer and NewClient keep for the handshake.
+type handshakeInputs struct {
+	w         http.ResponseWriter // server
+	r         *http.Request
+	serverOpt ServerOptions
+	url       string // client
+	clientOpt ClientOptions
 }
 
 func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {

@@ -51,7 +51,7 @@ func NewClient(url string, opts *ClientOptions) *Conn {
 		opts = &ClientOptions{}
 	}
 	c := newConn(true, opts.MaxLength, opts.CloseTimeout)
-	c.dialURL, c.clientOpt = url, *opts
+	c.hs = &handshakeInputs{url: url, clientOpt: *opts}
 	return c
 }
 
@@ -73,8 +73,10 @@ func Dial(ctx context.Context, url string, opts *ClientOptions) (*Conn, *http.Re
 
 // dial connects and does the client's opening handshake (RFC 6455 §4.1).
 func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
-	opts := &c.clientOpt
-	u, err := url.Parse(c.dialURL)
+	hs := c.hs
+	c.hs = nil
+	opts := &hs.clientOpt
+	u, err := url.Parse(hs.url)
 	if err != nil {
 		return nil, fmt.Errorf("websocket: bad URL: %w", err)
 	}
@@ -87,7 +89,7 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 		return nil, fmt.Errorf("websocket: URL scheme must be ws or wss, not %q", u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("websocket: URL %q has no host", c.dialURL)
+		return nil, fmt.Errorf("websocket: URL %q has no host", hs.url)
 	}
 	if u.Fragment != "" {
 		return nil, errors.New("websocket: URL must not have a fragment")
@@ -135,7 +137,7 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, buffered, err := c.handshake(nc, u)
+	resp, buffered, err := c.handshake(nc, u, opts)
 	if err = g.end(err); err != nil {
 		return resp, err
 	}
@@ -145,8 +147,7 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 }
 
 // handshake sends the request and checks the response (RFC 6455 §4.1).
-func (c *Conn) handshake(nc net.Conn, u *url.URL) (*http.Response, []byte, error) {
-	opts := &c.clientOpt
+func (c *Conn) handshake(nc net.Conn, u *url.URL, opts *ClientOptions) (*http.Response, []byte, error) {
 	key := newHandshakeKey()
 	req := make([]byte, 0, 512)
 	req = append(req, "GET "+u.RequestURI()+" HTTP/1.1\r\nHost: "+u.Host+"\r\n"...)

@@ -108,7 +108,7 @@ func (c *Conn) Start() error { return c.StartContext(context.Background()) }
 // StartContext is Start with a context bounding the client's dial and
 // handshake. The connection's life after the handshake is not bound to ctx.
 func (c *Conn) StartContext(ctx context.Context) error {
-	if c.ReadyState() != Connecting || c.netConn != nil {
+	if c.ReadyState() != Connecting || c.netConn != nil || c.hs == nil {
 		return errors.New("websocket: Start called twice")
 	}
 	var err error

@@ -180,9 +180,10 @@ func FuzzDialHandshake(f *testing.F) {
 			out := strings.ReplaceAll(answer, "{ACCEPT}", acceptKey(req.Header.Get("Sec-WebSocket-Key")))
 			go func() { io.WriteString(pw, out); pw.Close() }()
 		}
-		c := NewClient("ws://example.com/", &ClientOptions{Protocols: []string{"chat"}})
+		opts := &ClientOptions{Protocols: []string{"chat"}}
+		c := NewClient("ws://example.com/", opts)
 		u, _ := url.Parse("ws://example.com/")
-		resp, _, err := c.handshake(nc, u)
+		resp, _, err := c.handshake(nc, u, opts)
 		if err != nil {
 			return
 		}

@@ -15,9 +15,10 @@ func init() {
 		Run:       runOurs,
 	})
 	register(Server{
-		Name: "ours-event",
-		Doc:  "github.com/wsdriver/websocket event API: NewServer, OnMessage writes the message back (Write, same type), Start",
-		Run:  runOursEvent,
+		Name:      "ours-event",
+		Doc:       "github.com/wsdriver/websocket event API: NewServer, OnMessage writes the message back (Write, same type), Start; NewPreparedMessage + WritePrepared for broadcast",
+		Broadcast: true,
+		Run:       runOursEvent,
 	})
 }
 
@@ -58,18 +59,30 @@ func runOurs(ctx context.Context, addr string, mode Mode) error {
 }
 
 func runOursEvent(ctx context.Context, addr string, mode Mode) error {
-	if mode != Echo {
-		return unsupported("ours-event")
-	}
+	h := newHub[*websocket.Conn]()
 	return serveHTTP(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := websocket.NewServer(w, r, &websocket.ServerOptions{InsecureSkipOriginCheck: true})
 		c.OnMessage(func(m websocket.Message) {
+			if mode == Broadcast {
+				pm, err := websocket.NewPreparedMessage(m.Type, m.Data)
+				if err != nil {
+					return
+				}
+				h.each(func(c *websocket.Conn) { c.WritePrepared(context.Background(), pm) })
+				return
+			}
 			// Write sends the bytes as they are, with their type; SendText
 			// would need a string, which is a copy.
 			c.Write(context.Background(), m.Type, m.Data)
 		})
+		if mode == Broadcast {
+			c.OnClose(func(websocket.StatusCode, string) { h.remove(c) })
+		}
 		if err := c.Start(); err != nil {
 			return
+		}
+		if mode == Broadcast {
+			h.add(c)
 		}
 		// Start has taken the connection over; returning lets net/http's
 		// goroutine and its stack go.
