@@ -16,8 +16,9 @@
 //	})
 //
 // Send picks the message type from its argument (a string is sent as text,
-// a []byte as binary); SendText and SendBinary say it outright. To echo the
-// type too, send m.Text() for text. A client is the mirror image:
+// a []byte as binary); SendText and SendBinary say it outright. To echo
+// each message with its own type and without a copy, a handler can call
+// ws.Write(ctx, m.Type, m.Data). A client is the mirror image:
 //
 //	ws := websocket.NewClient("ws://localhost:5000/echo", nil)
 //	ws.OnMessage(func(m websocket.Message) { fmt.Println("Got:", m.Text()) })
@@ -49,9 +50,21 @@
 // # Events
 //
 // The handlers are OnOpen, OnMessage, OnClose, OnError, OnPing and OnPong.
-// Start (the seed's start-connection) sends the handshake, and then one
-// goroutine per connection reads it and calls the handlers, one at a time,
-// in the order things arrived. A handler may call any method of the
+// Start (the seed's start-connection) sends the handshake, and then the
+// connection's event loop reads it and calls the handlers, one at a time,
+// in the order things arrived.
+//
+// An idle connection costs no goroutine. On Linux, the event loop of a
+// plain TCP connection (not TLS) parks once the connection has been idle
+// for one to two seconds, or right after the handshake if nothing arrived
+// behind it: its goroutine ends, one epoll set for the whole process
+// watches the socket, and when bytes arrive a new goroutine takes the loop
+// up where it stopped. A busy connection never parks and pays nothing for
+// this. Handlers always run on their connection's own goroutine, never on
+// the poller's, so a handler that blocks delays only its connection. Other
+// platforms and TLS connections keep one goroutine per connection.
+//
+// A handler may call any method of the
 // connection, including Send and Close, but while it runs no other event of
 // that connection is delivered and pings wait for their pong: keep handlers
 // short, and hand long work to another goroutine. Message.Data is reused
@@ -170,5 +183,7 @@
 // RFC 6455, and encoders that turn calls into frame bytes. The core never
 // touches a socket. The net/http server side and the client dial are thin
 // transports around it, so tests and fuzzing drive the core with byte
-// slices, and other transports can feed the same core.
+// slices, and other transports can feed the same core. The event API's
+// poller is one of them: it only decides when a connection's loop runs,
+// and the loop feeds the same decoder.
 package websocket

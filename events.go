@@ -177,11 +177,10 @@ func (c *Conn) serveEvents() {
 		}
 		var typ MessageType
 		var msg []byte
-		typ, msg, err = c.readMessage(context.Background(), buf[:0])
+		typ, msg, buf, err = c.readEventMessage(buf)
 		if err != nil {
 			break
 		}
-		buf = msg
 		// More bytes already read means more messages are probably
 		// waiting: what the handlers send goes out in one write once they
 		// have run (see sendLocked).

@@ -164,30 +164,56 @@ func (c *Conn) readMessage(ctx context.Context, buf []byte) (MessageType, []byte
 	if err := c.skipPartial(ctx); err != nil {
 		return 0, buf, err
 	}
-	var typ MessageType
-	started := false
 	for {
-		ev, err := c.nextData(ctx, &buf, started)
+		ev, err := c.nextData(ctx, &buf, false)
 		if err != nil {
-			if started && isContextErr(err) {
-				c.CloseNow()
-			}
 			return 0, buf, err
+		}
+		if ev.kind == eventData {
+			return c.continueMessage(ctx, buf, ev)
+		}
+	}
+}
+
+// readEventMessage is readMessage for the event loop, which hands each
+// message to OnMessage only until it returns. A message that arrived whole,
+// as one uncompressed frame inside the read buffer, is returned in place:
+// msg aliases the read buffer, unmasked and validated there, which saves
+// copying it. Others are assembled in buf; kept is the buffer to reuse.
+func (c *Conn) readEventMessage(buf []byte) (typ MessageType, msg, kept []byte, err error) {
+	ctx := context.Background()
+	for {
+		ev, err := c.readEvent(ctx)
+		if err != nil {
+			return 0, nil, buf, err
 		}
 		if ev.kind != eventData {
 			continue
 		}
-		if ev.first {
-			typ = ev.typ
-			started = true
-			if ev.compressed {
-				return c.readDeflated(ctx, typ, buf, ev)
-			}
+		if ev.fin && !ev.compressed {
+			return ev.typ, ev.data, buf, nil
 		}
-		if ev.fin {
-			return typ, buf, nil
+		typ, msg, err := c.continueMessage(ctx, append(buf[:0], ev.data...), ev)
+		return typ, msg, msg, err
+	}
+}
+
+// continueMessage completes a message whose first data event has been read
+// and its payload appended to buf.
+func (c *Conn) continueMessage(ctx context.Context, buf []byte, first event) (MessageType, []byte, error) {
+	if first.compressed {
+		return c.readDeflated(ctx, first.typ, buf, first)
+	}
+	for ev := first; !ev.fin; {
+		var err error
+		if ev, err = c.nextData(ctx, &buf, true); err != nil {
+			if isContextErr(err) {
+				c.CloseNow() // the rest of the message cannot be delivered
+			}
+			return 0, buf, err
 		}
 	}
+	return first.typ, buf, nil
 }
 
 // nextData returns the next event, appending data payloads to *buf. When a

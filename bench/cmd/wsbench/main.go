@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.spec, "spec", "", "load specification as JSON (internal)")
 	fs.BoolVar(&c.quick, "quick", envBool("WSBENCH_QUICK", false), "short rows and one round, for iterating (env WSBENCH_QUICK)")
 	fs.BoolVar(&c.smoke, "smoke", envBool("WSBENCH_SMOKE", false), "tiny run of every server and row kind; writes no report (env WSBENCH_SMOKE)")
-	fs.IntVar(&c.rounds, "rounds", envInt("WSBENCH_ROUNDS", 3), "rounds per row and server (env WSBENCH_ROUNDS)")
+	fs.IntVar(&c.rounds, "rounds", envInt("WSBENCH_ROUNDS", 5), "rounds per row and server (env WSBENCH_ROUNDS)")
 	fs.DurationVar(&c.duration, "duration", envDuration("WSBENCH_DURATION", 2*time.Second), "measured time per echo run (env WSBENCH_DURATION)")
 	fs.DurationVar(&c.warmup, "warmup", envDuration("WSBENCH_WARMUP", 500*time.Millisecond), "unmeasured time before each echo run (env WSBENCH_WARMUP)")
 	fs.StringVar(&c.only, "servers", envString("WSBENCH_SERVERS", ""), "comma-separated servers to run, default all (env WSBENCH_SERVERS)")

@@ -66,6 +66,7 @@ func Markdown(r *Results) string {
 			}
 			return ratio(st.CPUPerRT.Med, fl.CPUPerRT.Med)
 		})
+		p("\nIn the targets and the rows' \"vs floor\" column, CPU relative to the floor is paired by round instead: the median over rounds of the ratio between the two runs of the same round, which ran one after the other. That cancels slow drifts of a shared machine; the range shows what is left.\n")
 		p("\n## Echo rows\n\n")
 		p("Round trips/s counts echoes that came back whole and byte-identical; latency is from the write that carried a message to the read that completed its echo. ")
 		p("Server CPU is utime+stime of the server process over the measured window, divided by round trips. ")
@@ -74,7 +75,6 @@ func Markdown(r *Results) string {
 		for _, row := range r.Rows {
 			p("### %s (`%s`)\n\n", row.Title(), row.ID)
 			p("| Server | Round trips/s | p50 | p99 | Server CPU / round trip | vs floor | Server CPU use | Load gen CPU use |\n|---|---|---|---|---|---|---|---|\n")
-			fl, _ := r.EchoStatsFor(row.ID, "floor")
 			for _, s := range r.Servers {
 				st, ok := r.EchoStatsFor(row.ID, s)
 				if !ok {
@@ -86,7 +86,7 @@ func Markdown(r *Results) string {
 				}
 				p("| %s%s | %s | %s | %s | %s | %s | %s | %s |\n", s, errs,
 					withRange(st.PerSec, fmtRate), withRange(st.P50, fmtNs), withRange(st.P99, fmtNs),
-					withRange(st.CPUPerRT, fmtNs), ratio(st.CPUPerRT.Med, fl.CPUPerRT.Med),
+					withRange(st.CPUPerRT, fmtNs), vsFloor(r, row.ID, s),
 					pct(st.ServerUtil.Med), pct(st.ClientUtil.Med))
 			}
 			p("\n")
@@ -233,4 +233,17 @@ func fmtStat(s Stat, f func(float64) string) string {
 		return "—"
 	}
 	return f(s.Med)
+}
+
+// vsFloor formats a server's CPU per round trip relative to the floor's,
+// paired by round, with its range when the rounds disagree.
+func vsFloor(r *Results, row, server string) string {
+	q, ok := r.CPUVsFloor(row, server)
+	if !ok {
+		return "—"
+	}
+	if q.N < 2 || fmt.Sprintf("%.2f", q.Min) == fmt.Sprintf("%.2f", q.Max) {
+		return fmt.Sprintf("%.2f×", q.Med)
+	}
+	return fmt.Sprintf("%.2f× (%.2f–%.2f)", q.Med, q.Min, q.Max)
 }

@@ -180,6 +180,30 @@ func (r *Results) EchoStatsFor(row, server string) (EchoStats, bool) {
 	return st, found
 }
 
+// CPUVsFloor returns server's CPU per round trip on row relative to the
+// floor's, paired by round: each round runs every server one after the
+// other, so the ratio within a round cancels slow drifts of the machine
+// that a ratio of medians over rounds would keep. The result is the median
+// (with range) of the per-round ratios.
+func (r *Results) CPUVsFloor(row, server string) (Stat, bool) {
+	floor := map[int]float64{}
+	for _, e := range r.Echo {
+		if e.Row == row && e.Server == "floor" && e.Err == "" && e.Result.CPUPerRTns > 0 {
+			floor[e.Round] = e.Result.CPUPerRTns
+		}
+	}
+	var q []float64
+	for _, e := range r.Echo {
+		if e.Row != row || e.Server != server || e.Err != "" || e.Result.CPUPerRTns == 0 {
+			continue
+		}
+		if f, ok := floor[e.Round]; ok {
+			q = append(q, e.Result.CPUPerRTns/f)
+		}
+	}
+	return stat(q), len(q) > 0
+}
+
 // MemSplitFor returns the median heap and stack growth per connection.
 func (r *Results) MemSplitFor(server string) (heap, stack Stat) {
 	var h, s []float64

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"image/png"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,26 @@ func TestFormat(t *testing.T) {
 		if c.got != c.want {
 			t.Errorf("got %q, want %q", c.got, c.want)
 		}
+	}
+}
+
+// CPU relative to the floor pairs the runs of one round: a round where the
+// whole machine was slow must not count against the server that happened
+// to run in a fast one.
+func TestCPUVsFloorPairsRounds(t *testing.T) {
+	r := &Results{}
+	for i, v := range []struct{ floor, ours float64 }{{10, 11}, {20, 22}, {30, 12}} {
+		r.Echo = append(r.Echo,
+			EchoRun{Row: "a", Server: "floor", Round: i, Result: load.EchoResult{CPUPerRTns: v.floor}},
+			EchoRun{Row: "a", Server: "ours", Round: i, Result: load.EchoResult{CPUPerRTns: v.ours}})
+	}
+	// A failed run has no pair.
+	r.Echo = append(r.Echo, EchoRun{Row: "a", Server: "ours", Round: 3, Err: "boom"})
+	q, ok := r.CPUVsFloor("a", "ours")
+	if !ok || q.N != 3 || math.Abs(q.Med-1.1) > 1e-9 || math.Abs(q.Min-0.4) > 1e-9 {
+		t.Fatalf("paired ratio %+v, want median 1.1 over 3 rounds, min 0.4 (the ratio of medians would be 0.6)", q)
+	}
+	if _, ok := r.CPUVsFloor("a", "gws"); ok {
+		t.Fatal("a ratio for a server that never ran")
 	}
 }

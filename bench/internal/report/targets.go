@@ -270,12 +270,11 @@ func cpuTarget(r *Results, name string) Target {
 		if row.Pipelined() {
 			continue
 		}
-		o, ok1 := r.EchoStatsFor(row.ID, name)
-		f, ok2 := r.EchoStatsFor(row.ID, "floor")
-		if !ok1 || !ok2 || o.CPUPerRT.Med == 0 || f.CPUPerRT.Med == 0 {
+		st, ok := r.CPUVsFloor(row.ID, name)
+		if !ok {
 			continue
 		}
-		q := o.CPUPerRT.Med / f.CPUPerRT.Med
+		q := st.Med
 		parts = append(parts, fmt.Sprintf("%s %.2f×", row.ID, q))
 		if q > worst {
 			worst, worstRow = q, row.ID
