@@ -173,7 +173,7 @@ func runReport(ctx context.Context, c config) error {
 		}
 	}
 	if p.memConns > 0 {
-		for round := range p.rounds {
+		for round := range p.auxRounds() {
 			for _, name := range rotate(p.servers, round) {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -196,7 +196,7 @@ func runReport(ctx context.Context, c config) error {
 				bnames = append(bnames, name)
 			}
 		}
-		for round := range p.rounds {
+		for round := range p.auxRounds() {
 			for _, name := range rotate(bnames, round) {
 				if ctx.Err() != nil {
 					return ctx.Err()
@@ -339,6 +339,12 @@ func pprofTop(ctx context.Context, exe, file string, args ...string) string {
 // memRun measures the server's resident memory before and after opening n
 // idle connections, each time after the server collected garbage and gave
 // free pages back, then checks every connection still echoes.
+// auxRounds is the number of rounds of the memory and broadcast rows: at
+// most three, as they vary little between runs (a few percent), unlike the
+// echo rows, whose runs on a shared machine fall into a fast and a slow
+// mode and need more rounds for each server to show its undisturbed cost.
+func (p plan) auxRounds() int { return min(p.rounds, 3) }
+
 // idleRest is how long the connections of the idle memory row stay idle
 // before the server's memory is read.
 const idleRest = 3 * time.Second

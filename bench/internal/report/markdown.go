@@ -43,7 +43,7 @@ func Markdown(r *Results) string {
 		}
 		p("| Open file limit | %s%s |\n", group(int64(m.FileLimit)), note)
 	}
-	p("| Method | %d round(s) per row and server, servers in a rotating order; each run is a fresh server process, %v warm-up then %v measured; medians with (min–max) over rounds |\n\n",
+	p("| Method | %d round(s) per echo row and server (at most 3 for the memory and broadcast rows), servers in a rotating order; each run is a fresh server process, %v warm-up then %v measured; medians with (min–max) over rounds |\n\n",
 		r.Rounds, r.Warmup, r.Duration)
 
 	p("## Targets\n\nEach target is a ratio measured side by side in this run, for both of our APIs on net/http: `ours` (blocking: Accept, ReadMessage, Write) and `ours-event` (NewServer, OnMessage, Start). A target counts as met when either API meets it; both are shown.\n\n")
