@@ -237,12 +237,25 @@ func rawClient(t *testing.T, url string) net.Conn {
 // readCloseCode reads server frames until a close frame and returns its code.
 func readCloseCode(t *testing.T, nc net.Conn) StatusCode {
 	t.Helper()
+	var code StatusCode
+	readServerEvents(t, nc, "no close frame", func(ev event) bool {
+		code = ev.code
+		return ev.kind == eventClose
+	})
+	return code
+}
+
+// readServerEvents decodes the server frames arriving on nc and hands each
+// event to done until it returns true; a read error fails the test with
+// what.
+func readServerEvents(t *testing.T, nc net.Conn, what string, done func(event) bool) {
+	t.Helper()
 	d := &decoder{}
 	buf := make([]byte, 4096)
 	for {
 		n, err := nc.Read(buf)
 		if err != nil {
-			t.Fatalf("no close frame: %v", err)
+			t.Fatalf("%s: %v", what, err)
 		}
 		b := buf[:n]
 		for len(b) > 0 {
@@ -251,8 +264,8 @@ func readCloseCode(t *testing.T, nc net.Conn) StatusCode {
 				t.Fatal(err)
 			}
 			b = b[k:]
-			if ev.kind == eventClose {
-				return ev.code
+			if done(ev) {
+				return
 			}
 		}
 	}

@@ -117,26 +117,13 @@ func TestEventLoopSlowMessage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // ten sweeps in the tests
 	}
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	d := &decoder{}
 	var got []byte
-	buf := make([]byte, 4096)
-	for len(got) < len(payload) {
-		n, err := nc.Read(buf)
-		if err != nil {
-			t.Fatalf("reading the echo: %v (got %d of %d bytes)", err, len(got), len(payload))
+	readServerEvents(t, nc, "reading the echo", func(ev event) bool {
+		if ev.kind == eventData {
+			got = append(got, ev.data...)
 		}
-		b := buf[:n]
-		for len(b) > 0 {
-			k, ev, err := d.parse(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b = b[k:]
-			if ev.kind == eventData {
-				got = append(got, ev.data...)
-			}
-		}
-	}
+		return len(got) >= len(payload)
+	})
 	if !bytes.Equal(got, payload) {
 		t.Fatalf("echo differs: %q", got)
 	}
