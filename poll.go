@@ -13,7 +13,8 @@ import (
 // and most connections of a busy server are idle at any moment. So where
 // the library has a poller (poll_linux.go), a connection started with the
 // event API is registered with one process-wide poller, and an event loop
-// that has waited for a whole idle sweep without a message parks: its
+// that has waited for a whole idle sweep without a message parks (as does
+// a new connection with nothing to read right after the handshake): its
 // goroutine ends, the socket joins the poller's epoll set, and the Conn is
 // all that remains. When bytes arrive the poller starts a goroutine that
 // takes the loop up where it stopped.
