@@ -294,17 +294,8 @@ func TestDeflateConformanceClient(t *testing.T) {
 					}
 				}
 			}()
-			nc, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
+			nc, br, req := acceptRawRequest(t, ln, 20*time.Second)
 			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(20 * time.Second))
-			br := bufio.NewReader(nc)
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				t.Fatal(err)
-			}
 			if got := req.Header.Get("Sec-WebSocket-Extensions"); got != "permessage-deflate; client_max_window_bits" {
 				t.Fatalf("offer %q", got)
 			}
@@ -361,17 +352,8 @@ func TestDeflateConformanceClientErrors(t *testing.T) {
 				_, _, err = c.Read(context.Background())
 				done <- err
 			}()
-			nc, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
+			nc, br, req := acceptRawRequest(t, ln, 10*time.Second)
 			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(10 * time.Second))
-			br := bufio.NewReader(nc)
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				t.Fatal(err)
-			}
 			resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n"
 			if tc.ext != "" {
 				resp += "Sec-WebSocket-Extensions: " + tc.ext + "\r\n"
@@ -410,4 +392,22 @@ func TestDeflateConformanceClientErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// acceptRawRequest accepts one connection on ln, bounds it by timeout and
+// reads the client's handshake request, for tests that answer it by hand.
+func acceptRawRequest(t *testing.T, ln net.Listener, timeout time.Duration) (net.Conn, *bufio.Reader, *http.Request) {
+	t.Helper()
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(timeout))
+	br := bufio.NewReader(nc)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	return nc, br, req
 }

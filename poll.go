@@ -101,13 +101,8 @@ func (c *Conn) polled() bool { return c.poll.poller.Load() != nil }
 // start: a blocking read that the sweep may interrupt. It returns idle when
 // the sweep did, and the loop should park.
 func (c *Conn) awaitMessage() (idle bool, err error) {
-	if c.batching.Load() {
-		c.endBatch() // never wait for the peer with frames held back
-	}
-	select {
-	case <-c.done:
-		return false, c.closeErr
-	default:
+	if err := c.beforeWait(); err != nil {
+		return false, err
 	}
 	c.poll.mu.Lock()
 	c.poll.waiting = true

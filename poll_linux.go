@@ -167,6 +167,8 @@ func (p *poller) sweepIdle() {
 		time.Sleep(time.Duration(idleSweep.Load()))
 		p.mu.Lock()
 		for _, c := range p.conns {
+			// A parked loop has no wait to interrupt: skipping it keeps a
+			// sweep over mostly idle connections cheap.
 			if c.poll.state.Load() == loopRunning {
 				batch = append(batch, c)
 			}

@@ -30,13 +30,8 @@ func (c *Conn) readEvent(ctx context.Context) (event, error) {
 
 // fill reads from the network into the (fully consumed) read buffer.
 func (c *Conn) fill(ctx context.Context) error {
-	select {
-	case <-c.done:
-		return c.closeErr
-	default:
-	}
-	if c.batching.Load() {
-		c.endBatch() // never wait for the peer with frames held back
+	if err := c.beforeWait(); err != nil {
+		return err
 	}
 	g, err := startIO(ctx, c.netConn, readDeadline)
 	if err != nil {
@@ -44,6 +39,21 @@ func (c *Conn) fill(ctx context.Context) error {
 	}
 	n, err := c.readNet()
 	return c.filled(n, g.end(err))
+}
+
+// beforeWait runs before a read that may wait for the peer: it reports a
+// connection already done, and sends the frames a write batch holds back,
+// since the peer may be waiting for them.
+func (c *Conn) beforeWait() error {
+	select {
+	case <-c.done:
+		return c.closeErr
+	default:
+	}
+	if c.batching.Load() {
+		c.endBatch()
+	}
+	return nil
 }
 
 // filled takes the result of a read into the read buffer.

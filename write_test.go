@@ -41,6 +41,20 @@ func (c *recordConn) snapshot() [][]byte {
 	return append([][]byte(nil), c.writes...)
 }
 
+// awaitWrites waits until something was written to c and returns the
+// writes so far; the test fails with what if nothing comes.
+func (c *recordConn) awaitWrites(t *testing.T, what string) [][]byte {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c.snapshot()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return c.snapshot()
+}
+
 // Messages that arrive together are answered with one write: the event loop
 // batches what its handlers send until it would wait for the peer.
 func TestEventLoopBatchesReplies(t *testing.T) {
@@ -61,11 +75,7 @@ func TestEventLoopBatchesReplies(t *testing.T) {
 		wait(t, handled, "message handler")
 	}
 	// The loop flushes before it blocks on the (empty) connection.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(nc.snapshot()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	writes := nc.snapshot()
+	writes := nc.awaitWrites(t, "no reply written")
 	if len(writes) != 1 {
 		t.Fatalf("%d writes for 10 replies, want 1", len(writes))
 	}
@@ -85,13 +95,7 @@ func TestEventLoopSingleReplyNotDelayed(t *testing.T) {
 	c.opened(nc, clientFrame(true, 0, opText, []byte("one")))
 	c.OnMessage(func(m Message) { c.SendText(m.Text()) })
 	c.startEventLoop()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(nc.snapshot()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("reply never written")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	nc.awaitWrites(t, "reply never written")
 	c.CloseNow()
 	<-c.Done()
 }
@@ -121,11 +125,7 @@ func TestBlockingEchoBatchesReplies(t *testing.T) {
 	}
 	// The next read would wait for the network: the batch goes out first.
 	go c.ReadMessage(ctx, nil)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(nc.snapshot()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	writes := nc.snapshot()
+	writes := nc.awaitWrites(t, "no reply written")
 	if len(writes) != 1 {
 		t.Fatalf("%d writes for 10 replies, want 1", len(writes))
 	}
@@ -152,12 +152,6 @@ func TestBatchTimerFlushes(t *testing.T) {
 	}
 	c.Write(ctx, TextMessage, []byte("reply"))
 	// No further read: only the timer can send the reply.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(nc.snapshot()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the batched reply was never sent")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	nc.awaitWrites(t, "the batched reply was never sent")
 	c.CloseNow()
 }

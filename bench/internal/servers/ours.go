@@ -44,11 +44,7 @@ func runOurs(ctx context.Context, addr string, mode Mode) error {
 			}
 			buf = msg
 			if mode == Broadcast {
-				pm, err := websocket.NewPreparedMessage(typ, msg)
-				if err != nil {
-					return
-				}
-				h.each(func(c *websocket.Conn) { c.WritePrepared(ctx, pm) })
+				broadcastOurs(h, typ, msg)
 				continue
 			}
 			if err := c.Write(ctx, typ, msg); err != nil {
@@ -64,11 +60,7 @@ func runOursEvent(ctx context.Context, addr string, mode Mode) error {
 		c := websocket.NewServer(w, r, &websocket.ServerOptions{InsecureSkipOriginCheck: true})
 		c.OnMessage(func(m websocket.Message) {
 			if mode == Broadcast {
-				pm, err := websocket.NewPreparedMessage(m.Type, m.Data)
-				if err != nil {
-					return
-				}
-				h.each(func(c *websocket.Conn) { c.WritePrepared(context.Background(), pm) })
+				broadcastOurs(h, m.Type, m.Data)
 				return
 			}
 			// Write sends the bytes as they are, with their type; SendText
@@ -87,4 +79,14 @@ func runOursEvent(ctx context.Context, addr string, mode Mode) error {
 		// Start has taken the connection over; returning lets net/http's
 		// goroutine and its stack go.
 	}))
+}
+
+// broadcastOurs encodes a message once and writes it to every connection
+// of the hub, as both of our servers broadcast.
+func broadcastOurs(h *hub[*websocket.Conn], typ websocket.MessageType, msg []byte) {
+	pm, err := websocket.NewPreparedMessage(typ, msg)
+	if err != nil {
+		return
+	}
+	h.each(func(c *websocket.Conn) { c.WritePrepared(context.Background(), pm) })
 }
