@@ -162,7 +162,9 @@ func readConnectResponse(br *bufio.Reader, proxy *url.URL) error {
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		reason := "refused CONNECT: " + resp.Status
-		if resp.StatusCode == http.StatusProxyAuthRequired {
+		// 407 is the status for this (RFC 9110 §15.5.8), but some proxies
+		// (tinyproxy 1.11, for one) answer bad credentials with 401.
+		if resp.StatusCode == http.StatusProxyAuthRequired || resp.StatusCode == http.StatusUnauthorized {
 			if proxy.User == nil {
 				reason += ": proxy authentication is required; put user:password@ in the proxy URL"
 			} else {

@@ -153,6 +153,7 @@ func TestReadConnectResponse(t *testing.T) {
 		{"ok 1.1", "HTTP/1.1 200 OK\r\n\r\n", authed, 0, ""},
 		{"no credentials", "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 4\r\n\r\nnope", anon, 407, "proxy authentication is required; put user:password@"},
 		{"wrong credentials", "HTTP/1.0 407 Proxy Authentication Required\r\n\r\n", authed, 407, "refused the user and password"},
+		{"tinyproxy's wrong credentials", "HTTP/1.0 401 Unauthorized\r\nContent-Length: 0\r\n\r\n", authed, 401, "401 Unauthorized: proxy authentication is required, and the proxy refused"},
 		{"forbidden", "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", anon, 403, "403 Forbidden"},
 		{"bad gateway", "HTTP/1.1 502 Bad Gateway\r\n\r\n", anon, 502, "refused CONNECT: 502 Bad Gateway"},
 		{"data after answer", "HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 101", anon, 200, "sent data after"},
