@@ -6,12 +6,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The Proxy function sees the handshake as net/http would send it: ws://
@@ -262,5 +264,41 @@ func TestReadSocksReply(t *testing.T) {
 		if isPE := errors.As(err, &pe); isPE != (c.rep >= 0) || isPE && pe.SOCKSReply != c.rep {
 			t.Errorf("%s: error %#v, want reply %d", c.name, err, c.rep)
 		}
+	}
+}
+
+// A proxy that accepts the connection but never answers is bounded by the
+// dial's context, for CONNECT and for SOCKS5 alike.
+func TestProxyThatNeverAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for _, scheme := range []string{"http", "socks5h"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		proxy := &url.URL{Scheme: scheme, Host: ln.Addr().String()}
+		_, _, err := Dial(ctx, "ws://target.example/", &ClientOptions{Proxy: http.ProxyURL(proxy)})
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: got %v, want the context's deadline", scheme, err)
+		}
+		if c := <-accepted; c != nil {
+			c.Close()
+		}
+	}
+	ln.Close()
+	for range accepted {
 	}
 }
