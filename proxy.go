@@ -157,9 +157,9 @@ func readConnectResponse(br *bufio.Reader, proxy *url.URL) error {
 	if err != nil {
 		return fmt.Errorf("websocket: proxy %s: reading the answer to CONNECT: %w", proxy.Redacted(), err)
 	}
-	// A 2xx answer to CONNECT has no body; any other body is not read, as
-	// the connection is dropped.
-	resp.Body.Close()
+	// The body is never read: a 2xx answer to CONNECT has none, whatever
+	// its Content-Length says (RFC 9110 §9.3.6), and after any other the
+	// connection is dropped.
 	if resp.StatusCode/100 != 2 {
 		reason := "refused CONNECT: " + resp.Status
 		// 407 is the status for this (RFC 9110 §15.5.8), but some proxies

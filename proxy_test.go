@@ -158,6 +158,8 @@ func TestReadConnectResponse(t *testing.T) {
 		{"tinyproxy's wrong credentials", "HTTP/1.0 401 Unauthorized\r\nContent-Length: 0\r\n\r\n", authed, 401, "401 Unauthorized: proxy authentication is required, and the proxy refused"},
 		{"forbidden", "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", anon, 403, "403 Forbidden"},
 		{"bad gateway", "HTTP/1.1 502 Bad Gateway\r\n\r\n", anon, 502, "refused CONNECT: 502 Bad Gateway"},
+		{"length ignored", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", anon, 0, ""},
+		{"data after answer with length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHELLO", anon, 200, "sent data after"},
 		{"data after answer", "HTTP/1.1 200 OK\r\n\r\nHTTP/1.1 101", anon, 200, "sent data after"},
 		{"not HTTP", "SSH-2.0-OpenSSH\r\n\r\n", anon, -1, "reading the answer to CONNECT"},
 		{"truncated", "HTTP/1.1 200 OK\r\nX: y", anon, -1, "reading the answer to CONNECT"},
