@@ -33,7 +33,8 @@ type ClientOptions struct {
 	// ServerName defaults to the URL's host.
 	TLSConfig *tls.Config
 
-	// NetDialContext opens the TCP connection; nil means a net.Dialer.
+	// NetDialContext opens the TCP connection (to the proxy, if there is
+	// one); nil means a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// CloseTimeout bounds the closing handshake; 0 means DefaultCloseTimeout.
@@ -41,6 +42,17 @@ type ClientOptions struct {
 
 	// Compression offers permessage-deflate; nil offers nothing.
 	Compression *CompressionOptions
+
+	// Proxy picks the proxy for a connection (proxy.go), given the
+	// handshake as an HTTP request whose URL is the WebSocket URL with ws
+	// as http and wss as https, so that net/http's helpers apply: nil means
+	// http.ProxyFromEnvironment (HTTP_PROXY for ws://, HTTPS_PROXY for
+	// wss://, NO_PROXY; never for localhost or loopback addresses), and
+	// http.ProxyURL(u) always uses u. A nil URL means no proxy: a func
+	// returning nil, nil turns the environment's proxy off. Proxy URLs may
+	// be http:// (CONNECT, with Basic credentials from the URL's userinfo),
+	// socks5:// (names resolved here) or socks5h:// (resolved by the proxy).
+	Proxy func(*http.Request) (*url.URL, error)
 }
 
 // NewClient returns the client side of a connection to url (ws:// or
@@ -102,13 +114,9 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 		}
 		addr = net.JoinHostPort(u.Hostname(), port)
 	}
-	dialer := opts.NetDialContext
-	if dialer == nil {
-		dialer = (&net.Dialer{}).DialContext
-	}
-	nc, err := dialer(ctx, "tcp", addr)
+	nc, err := dialTCP(ctx, opts, u, secure, addr)
 	if err != nil {
-		return nil, fmt.Errorf("websocket: dial %s: %w", addr, err)
+		return nil, err
 	}
 	ok := false
 	defer func() {

@@ -2,7 +2,9 @@
 # install-deps.sh installs what the test suites need beyond Go, so that a fresh
 # machine passes with nothing installed by hand: Debian's Chromium and
 # ChromeDriver (browser interop and the chat end-to-end test), Python's
-# websockets (a peer no one here wrote) and Node's ws (from npm, pinned by
+# websockets (a peer no one here wrote), tinyproxy and microsocks (an HTTP
+# CONNECT and a SOCKS5 proxy for the client's proxy tests; the -bin package
+# has tinyproxy without a system service) and Node's ws (from npm, pinned by
 # interop/node/package-lock.json). It is idempotent: what is present is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,12 +13,14 @@ need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
+[ -x /usr/bin/tinyproxy ] || need+=(tinyproxy-bin)
+[ -x /usr/bin/microsocks ] || need+=(microsocks)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
   echo "install-deps: apt-get install ${need[*]}"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 if [ -f interop/node/package.json ] && [ ! -d interop/node/node_modules/ws ]; then
