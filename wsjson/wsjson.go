@@ -58,7 +58,9 @@ type DecodeError struct {
 }
 
 // Error describes the JSON error.
-func (e *DecodeError) Error() string { return "wsjson: decoding " + e.Type.String() + " message: " + e.Err.Error() }
+func (e *DecodeError) Error() string {
+	return "wsjson: decoding " + e.Type.String() + " message: " + e.Err.Error()
+}
 
 // Unwrap returns the encoding/json error.
 func (e *DecodeError) Unwrap() error { return e.Err }
