@@ -88,6 +88,7 @@ func NetConn(ctx context.Context, ws *websocket.Conn, typ websocket.MessageType)
 		writeDone: make(chan error, 1),
 		wdl:       newDeadline(),
 	}
+	c.readFn, c.writeFn = c.readMessage, c.writeMessage
 	c.stopCtx = context.AfterFunc(ctx, func() { ws.CloseNow() })
 	return c
 }
@@ -113,6 +114,7 @@ type conn struct {
 	msg      []byte          // the message being returned by Read
 	rpos     int             // how much of msg Read has returned
 	rerr     error           // the error that ended the stream
+	readFn   func()          // c.readMessage, made once so that go statements do not allocate
 
 	// Writing; the fields below writeSem belong to its holder.
 	writeSem  chan struct{}
@@ -120,7 +122,8 @@ type conn struct {
 	writeDone chan error // the in-flight Write's result
 	writing   bool       // a Write is in flight, sending wbuf
 	wbuf      []byte
-	werr      error // the error that ended writing
+	werr      error  // the error that ended writing
+	writeFn   func() // c.writeMessage, made once
 }
 
 type readResult struct {
@@ -196,16 +199,19 @@ func (c *conn) Read(p []byte) (int, error) {
 // startRead starts receiving the next message, into the buffer of the last
 // one.
 func (c *conn) startRead() {
-	buf := c.msg[:0]
-	if cap(buf) > maxKeptReadBuffer {
-		buf = nil
+	if cap(c.msg) > maxKeptReadBuffer {
+		c.msg = nil
 	}
-	c.msg, c.rpos = nil, 0
+	c.msg, c.rpos = c.msg[:0], 0
 	c.reading = true
-	go func() {
-		typ, msg, err := c.ws.ReadMessage(c.ctx, buf)
-		c.readDone <- readResult{typ, msg, err}
-	}()
+	go c.readFn()
+}
+
+// readMessage runs on its own goroutine, which owns c.msg until it sends
+// its result.
+func (c *conn) readMessage() {
+	typ, msg, err := c.ws.ReadMessage(c.ctx, c.msg)
+	c.readDone <- readResult{typ, msg, err}
 }
 
 // takeMessage makes a received message the one Read returns, or records
@@ -266,7 +272,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	// Write returns.
 	c.wbuf = append(c.wbuf[:0], p...)
 	c.writing = true
-	go func(b []byte) { c.writeDone <- c.ws.Write(c.ctx, c.typ, b) }(c.wbuf)
+	go c.writeFn()
 	select {
 	case err := <-c.writeDone:
 		if c.wrote(err) != nil {
@@ -279,6 +285,10 @@ func (c *conn) Write(p []byte) (int, error) {
 		return len(p), c.opError("write", net.ErrClosed)
 	}
 }
+
+// writeMessage runs on its own goroutine, which owns c.wbuf until it sends
+// its result.
+func (c *conn) writeMessage() { c.writeDone <- c.ws.Write(c.ctx, c.typ, c.wbuf) }
 
 // wrote takes the result of the in-flight Write.
 func (c *conn) wrote(err error) error {
