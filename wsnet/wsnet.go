@@ -1,8 +1,8 @@
 // Package wsnet runs stream protocols over WebSocket: NetConn turns a
 // connection of package websocket into a net.Conn, so that anything written
 // for a net.Conn (bufio line protocols, net/http, TLS, SSH, gRPC, database
-// drivers) can use a WebSocket as its transport, through proxies and
-// browsers' networks that let only HTTP out.
+// drivers) can use a WebSocket as its transport, through proxies, load
+// balancers and networks that let only HTTP through.
 //
 // Use it when the application's protocol is a byte stream. When it is made
 // of messages, use the connection's own Read and Write (or package wsjson):
@@ -13,6 +13,7 @@ package wsnet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -33,9 +34,10 @@ const maxKeptReadBuffer = 1 << 20
 
 // NetConn returns a net.Conn that carries a byte stream over ws.
 //
-// Each Write sends its bytes as one message of type typ (so with
-// websocket.TextMessage each Write must be valid UTF-8, or the peer fails
-// the connection with 1007; BinaryMessage suits any bytes). Read returns
+// typ is websocket.BinaryMessage or websocket.TextMessage. Each Write sends
+// its bytes as one message of type typ (so with TextMessage each Write must
+// be valid UTF-8, or the peer fails the connection with 1007; binary
+// suits any bytes); a Write of no bytes sends nothing. Read returns
 // the payloads of the received messages one after the other as one stream,
 // without their boundaries; empty messages add nothing. A message of the
 // other type is not part of the stream: Read fails with an error wrapping
@@ -62,12 +64,15 @@ const maxKeptReadBuffer = 1 << 20
 // Read, and a Write that times out while its message is being sent
 // returns len(p) with the timeout error, because its message is committed
 // and still goes out whole (like bytes a TCP socket has accepted); the
-// next Write waits for it. So that this is possible, the WebSocket I/O runs
-// on a short-lived goroutine for each message and Write copies p.
+// next Write waits for it (a Write cut short by Close returns len(p) for
+// the same reason). So that this is possible, the WebSocket I/O runs on a
+// short-lived goroutine for each message and Write copies p.
 //
 // ctx bounds the connection's life: when it ends, the WebSocket connection
 // is dropped (CloseNow) and Read and Write fail. Pass
-// context.Background() for a connection that ends only with Close.
+// context.Background() for a connection that ends only with Close. Like
+// any connection, it must be ended one way or the other: until then, a
+// Read that timed out leaves a goroutine waiting for the next message.
 //
 // As with any net.Conn, one goroutine may Read while another Writes, and
 // every method may be called from any goroutine. ws must come from Accept
@@ -221,7 +226,7 @@ func (c *conn) takeMessage(r readResult) {
 	case r.err != nil:
 		c.rerr = c.readError(r.err)
 	case r.typ != c.typ:
-		c.rerr = c.opError("read", errors.Join(ErrMessageType, errors.New("got "+r.typ.String()+", want "+c.typ.String())))
+		c.rerr = c.opError("read", fmt.Errorf("%w: got %v, want %v", ErrMessageType, r.typ, c.typ))
 		// Closing waits for the peer; Read does not.
 		go c.ws.Close(websocket.StatusUnsupportedData, "expected "+c.typ.String()+" messages")
 	default:
