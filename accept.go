@@ -149,13 +149,13 @@ func (c *Conn) accept() error {
 		nc.Close()
 		return fmt.Errorf("websocket: writing the handshake response: %w", err)
 	}
-	c.opened(nc, buffered)
+	err = c.opened(nc, buffered)
 	// net/http's serving goroutine lives as long as the handler, and with it
 	// the reader and writer it handed over, 4 KiB of buffer each. They are
 	// ours now and no longer needed: emptying them lets the buffers go.
 	*brw.Reader = bufio.Reader{}
 	*brw.Writer = bufio.Writer{}
-	return nil
+	return err // non-nil if the connection was closed during the handshake
 }
 
 // reservedHeaders are set by the handshake; ServerOptions.Header and

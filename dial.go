@@ -141,7 +141,9 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 	if err = g.end(err); err != nil {
 		return resp, err
 	}
-	c.opened(nc, buffered)
+	if err := c.opened(nc, buffered); err != nil {
+		return resp, err // closed while dialing
+	}
 	ok = true
 	return resp, nil
 }

@@ -108,9 +108,12 @@ func (c *Conn) Start() error { return c.StartContext(context.Background()) }
 // StartContext is Start with a context bounding the client's dial and
 // handshake. The connection's life after the handshake is not bound to ctx.
 func (c *Conn) StartContext(ctx context.Context) error {
-	if c.ReadyState() != Connecting || c.netConn != nil || c.hs == nil {
+	if c.ReadyState() != Connecting || c.hs == nil || c.eventing.Load() {
 		return errors.New("websocket: Start called twice")
 	}
+	// Set before the handshake publishes the connection, so that a Close
+	// racing with Start knows the read loop will finish the handshake.
+	c.eventing.Store(true)
 	var err error
 	if c.client {
 		_, err = c.dial(ctx)
@@ -127,7 +130,6 @@ func (c *Conn) StartContext(ctx context.Context) error {
 
 // startEventLoop hands the open connection to the event API's read loop.
 func (c *Conn) startEventLoop() {
-	c.eventing = true
 	// What was sent while connecting goes out now, before Start returns, so
 	// that a Close made after Start cannot overtake it.
 	c.flushPending()
