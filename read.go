@@ -142,11 +142,18 @@ func (c *Conn) failTransport(err error) error {
 	return c.closeErr
 }
 
+// ErrEventLoopReads is returned by Read, ReadMessage and NextReader on a
+// connection whose event loop reads it (Start was called): its messages go
+// to the OnMessage handler, and the two reading styles cannot share a
+// connection.
+var ErrEventLoopReads = errors.New("websocket: the event loop reads this connection (Start was called); use OnMessage")
+
 // Read returns the next data message in a new slice. Control frames are
 // handled on the way: pings answered, the closing handshake completed.
 // Once the connection is closed Read returns a *CloseError (or the
 // *ProtocolError that failed it). If ctx ends before a message starts to
-// arrive, Read returns ctx.Err() and the connection stays usable.
+// arrive, Read returns ctx.Err() and the connection stays usable. On a
+// connection started with Start, Read returns ErrEventLoopReads at once.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	return c.ReadMessage(ctx, nil)
 }
@@ -157,6 +164,9 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 // while a message is partly read, the connection is dropped, since the rest
 // of the message could not be delivered.
 func (c *Conn) ReadMessage(ctx context.Context, buf []byte) (MessageType, []byte, error) {
+	if c.eventing.Load() {
+		return 0, buf[:0], ErrEventLoopReads
+	}
 	if err := c.acquire(ctx, c.readSem); err != nil {
 		return 0, buf[:0], err
 	}
@@ -298,6 +308,9 @@ func (c *Conn) skipPartial(ctx context.Context) error {
 // discard whatever of it was not read. ctx bounds the wait for the message
 // to start; the reader's Read calls are not bounded by it.
 func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
+	if c.eventing.Load() {
+		return 0, nil, ErrEventLoopReads
+	}
 	if err := c.acquire(ctx, c.readSem); err != nil {
 		return 0, nil, err
 	}
