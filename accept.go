@@ -2,7 +2,9 @@ package websocket
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
@@ -48,11 +50,46 @@ type ServerOptions struct {
 	// Compression turns permessage-deflate on when the client offers it;
 	// nil leaves it off.
 	Compression *CompressionOptions
+
+	// BorrowMessageData makes the event API lend Message.Data instead of
+	// giving it away: Data is then only valid until OnMessage returns, and
+	// may alias buffers that are reused by other connections, which saves
+	// an allocation and a copy per message. Set it only when no handler
+	// keeps Data (or anything sliced from it) after returning. By default
+	// each message's Data is a new slice that the handler owns.
+	BorrowMessageData bool
+
+	// Logger receives the library's diagnostics: a panic in an event
+	// handler (at error level, with the panic value and stack) and, at
+	// debug level, connections failed for breaking the protocol and
+	// refused handshakes. nil means slog.Default().
+	Logger *slog.Logger
+
+	// CheckOrigin, when set, replaces the default origin policy (and
+	// OriginPatterns and InsecureSkipOriginCheck): it is called with the
+	// handshake request, and false refuses it with 403 Forbidden and the
+	// reason "origin not allowed". It must not keep r.
+	CheckOrigin func(r *http.Request) bool
+
+	// Authorize, when set, is called with the handshake request after the
+	// protocol checks and the origin policy passed, before the upgrade. A
+	// non-nil error refuses the handshake: with the status of a
+	// *HandshakeError in the error's chain (such as 401 Unauthorized) and
+	// its Reason, or else with 403 Forbidden and the error's text. It must
+	// not keep r.
+	Authorize func(r *http.Request) error
 }
 
 // NewServer returns the server side of a connection for the handshake
 // request r, as the seed's make-server: nothing is sent until Start, so
 // handlers can be registered first. opts may be nil.
+//
+// Once the handshake is done the connection keeps nothing of r, w or
+// their buffers: the request's headers can be collected while the
+// connection lives, unless a handler closure refers to r. The request's
+// size is bounded by the http.Server that parsed it: its MaxHeaderBytes
+// (net/http's default is 1 MB) caps the headers a client may send, and a
+// WebSocket server seldom needs more than a few KiB.
 func NewServer(w http.ResponseWriter, r *http.Request, opts *ServerOptions) *Conn {
 	if opts == nil {
 		opts = &ServerOptions{}
@@ -66,7 +103,15 @@ func NewServer(w http.ResponseWriter, r *http.Request, opts *ServerOptions) *Con
 // connection, for use with the blocking API (Read, Write, ...). If the
 // request is not an acceptable WebSocket handshake, Accept answers it with
 // an HTTP error (400, 403, 405 or 426, with the reason in the body) and
-// returns a *HandshakeError. opts may be nil.
+// returns a *HandshakeError. ServerOptions.CheckOrigin and Authorize let
+// the caller refuse a request (403 by default, or another status through a
+// *HandshakeError). opts may be nil.
+//
+// The returned connection keeps nothing of r; but the handler calling
+// Accept has r on its stack for as long as it runs the connection, so r
+// and all its headers stay in memory that long. Bound them with the
+// http.Server's MaxHeaderBytes (net/http's default is 1 MB), or run the
+// connection from a function that does not hold r.
 func Accept(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*Conn, error) {
 	c := NewServer(w, r, opts)
 	if err := c.accept(); err != nil {
@@ -111,9 +156,27 @@ func (c *Conn) accept() error {
 	if len(keys) != 1 || !validHandshakeKey(keys[0]) {
 		return refuse(w, http.StatusBadRequest, `"Sec-WebSocket-Key" must be one base64-encoded 16-byte value`)
 	}
-	if !opts.InsecureSkipOriginCheck {
+	switch {
+	case opts.CheckOrigin != nil:
+		if !opts.CheckOrigin(r) {
+			return refuse(w, http.StatusForbidden, "origin not allowed")
+		}
+	case !opts.InsecureSkipOriginCheck:
 		if err := checkOrigin(r, opts.OriginPatterns); err != nil {
 			return refuse(w, http.StatusForbidden, err.Error())
+		}
+	}
+	if opts.Authorize != nil {
+		if err := opts.Authorize(r); err != nil {
+			status, reason := http.StatusForbidden, err.Error()
+			var he *HandshakeError
+			if errors.As(err, &he) && he.StatusCode >= 400 && he.StatusCode <= 599 {
+				status, reason = he.StatusCode, he.Reason
+				if reason == "" {
+					reason = http.StatusText(status)
+				}
+			}
+			return refuse(w, status, reason)
 		}
 	}
 	c.subprotocol = selectProtocol(headerTokens(r.Header, "Sec-WebSocket-Protocol"), opts.Protocols)

@@ -169,7 +169,10 @@
 // WebSocket hijacking). So a server accepts by default only a request with
 // no Origin header (not a browser) or with its own origin (the Origin's
 // host equals the request's Host); ServerOptions.OriginPatterns allows
-// more, and a refused origin gets 403 Forbidden. Received messages are
+// more, and a refused origin gets 403 Forbidden. ServerOptions.CheckOrigin
+// replaces that policy with the caller's own, and ServerOptions.Authorize
+// can refuse a handshake (with 403, or the status of a *HandshakeError it
+// returns, such as 401) before the connection is upgraded. Received messages are
 // limited by MaxLength, checked against the length a frame announces before
 // its payload is read, so a peer cannot make the library buffer more.
 // Malformed handshakes get 400 (426 with Sec-WebSocket-Version: 13 for a
