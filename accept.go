@@ -95,6 +95,7 @@ func NewServer(w http.ResponseWriter, r *http.Request, opts *ServerOptions) *Con
 		opts = &ServerOptions{}
 	}
 	c := newConn(false, opts.MaxLength, opts.CloseTimeout)
+	c.borrow, c.logger = opts.BorrowMessageData, opts.Logger
 	c.hs = &handshakeInputs{w: w, r: r, serverOpt: *opts}
 	return c
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -41,6 +42,15 @@ type ClientOptions struct {
 
 	// Compression offers permessage-deflate; nil offers nothing.
 	Compression *CompressionOptions
+
+	// BorrowMessageData lends Message.Data to OnMessage instead of giving
+	// it away, as in ServerOptions: Data is then only valid until the
+	// handler returns and may alias buffers reused by other connections.
+	BorrowMessageData bool
+
+	// Logger receives the library's diagnostics, as in ServerOptions; nil
+	// means slog.Default().
+	Logger *slog.Logger
 }
 
 // NewClient returns the client side of a connection to url (ws:// or
@@ -51,6 +61,7 @@ func NewClient(url string, opts *ClientOptions) *Conn {
 		opts = &ClientOptions{}
 	}
 	c := newConn(true, opts.MaxLength, opts.CloseTimeout)
+	c.borrow, c.logger = opts.BorrowMessageData, opts.Logger
 	c.hs = &handshakeInputs{url: url, clientOpt: *opts}
 	return c
 }

@@ -7,9 +7,17 @@ import (
 	"sync"
 )
 
-// Message is a data message as the event API delivers it. Data is only
-// valid until the OnMessage handler returns (the buffer is reused for the
-// next message): copy it, or call Text, to keep it.
+// Message is a data message as the event API delivers it.
+//
+// By default Data belongs to the handler: it is a new slice for each
+// message, which the handler may keep, change or hand to other goroutines
+// after OnMessage returns; the library never touches it again. With
+// ServerOptions.BorrowMessageData (or ClientOptions.BorrowMessageData)
+// Data is only lent: it is valid until OnMessage returns and may alias
+// read buffers that the library reuses, for this connection and for
+// others, so a handler that keeps it, or anything sliced from it, must
+// copy it first (Text returns a copy). Borrowing saves one allocation and
+// one copy per message.
 type Message struct {
 	Type MessageType
 	Data []byte

@@ -195,11 +195,14 @@ func (c *Conn) readMessage(ctx context.Context, buf []byte) (MessageType, []byte
 	}
 }
 
-// readEventMessage is readMessage for the event loop, which hands each
-// message to OnMessage only until it returns. A message that arrived whole,
-// as one uncompressed frame inside the read buffer, is returned in place:
-// msg aliases the read buffer, unmasked and validated there, which saves
-// copying it. Others are assembled in buf; kept is the buffer to reuse.
+// readEventMessage is readMessage for the event loop. By default the
+// message is the handler's to keep: a new slice of exactly its size (one
+// allocation), read straight into it when the message is one frame, and
+// copied out of buf otherwise. With BorrowMessageData (c.borrow) nothing is
+// allocated: a message that arrived whole, as one uncompressed frame inside
+// the read buffer, is returned in place (msg aliases the read buffer,
+// unmasked and validated there), others are assembled in buf. kept is the
+// buffer to reuse.
 func (c *Conn) readEventMessage(buf []byte) (typ MessageType, msg, kept []byte, err error) {
 	ctx := context.Background()
 	for {
@@ -210,12 +213,37 @@ func (c *Conn) readEventMessage(buf []byte) (typ MessageType, msg, kept []byte, 
 		if ev.kind != eventData {
 			continue
 		}
-		if ev.fin && !ev.compressed {
-			return ev.typ, ev.data, buf, nil
+		if ev.compressed {
+			typ, msg, err := c.continueMessage(ctx, append(buf[:0], ev.data...), ev)
+			return typ, c.ownMessage(msg, err), msg, err
+		}
+		if ev.fin {
+			return ev.typ, c.ownMessage(ev.data, nil), buf, nil
+		}
+		if !c.borrow && c.dec.inFrame && c.dec.hdr.fin {
+			// One frame, of a size its header announced: it goes straight
+			// into the caller's slice. Only what the read path would have
+			// asked for at once is allocated ahead, so that an announced
+			// size the peer never sends cannot reserve memory.
+			size := len(ev.data) + int(min(c.dec.remaining, 1<<20))
+			own := append(make([]byte, 0, size), ev.data...)
+			typ, msg, err := c.continueMessage(ctx, own, ev)
+			return typ, msg, buf, err
 		}
 		typ, msg, err := c.continueMessage(ctx, append(buf[:0], ev.data...), ev)
-		return typ, msg, msg, err
+		return typ, c.ownMessage(msg, err), msg, err
 	}
+}
+
+// ownMessage returns msg for OnMessage: itself when the handler borrows it,
+// otherwise a copy that the handler owns. A failed read delivers nothing.
+func (c *Conn) ownMessage(msg []byte, err error) []byte {
+	if c.borrow || err != nil {
+		return msg
+	}
+	own := make([]byte, len(msg))
+	copy(own, msg)
+	return own
 }
 
 // continueMessage completes a message whose first data event has been read
