@@ -116,6 +116,7 @@ func NewServer(w http.ResponseWriter, r *http.Request, opts *ServerOptions) *Con
 func Accept(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*Conn, error) {
 	c := NewServer(w, r, opts)
 	if err := c.accept(); err != nil {
+		c.logDebug("websocket: opening handshake failed", "client", false, "error", err)
 		c.finish(err)
 		return nil, err
 	}

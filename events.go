@@ -78,33 +78,6 @@ func (h *eventHandlers) get() eventHandlers {
 	return eventHandlers{open: h.open, message: h.message, close: h.close, err: h.err, ping: h.ping, pong: h.pong}
 }
 
-func (h *eventHandlers) firePing(p []byte) {
-	h.mu.Lock()
-	fn := h.ping
-	h.mu.Unlock()
-	if fn != nil {
-		fn(p)
-	}
-}
-
-func (h *eventHandlers) firePong(p []byte) {
-	h.mu.Lock()
-	fn := h.pong
-	h.mu.Unlock()
-	if fn != nil {
-		fn(p)
-	}
-}
-
-func (h *eventHandlers) fireError(err error) {
-	h.mu.Lock()
-	fn := h.err
-	h.mu.Unlock()
-	if fn != nil {
-		fn(err)
-	}
-}
-
 // Start does the seed's start-connection: it sends the handshake (the
 // response on a server, the request on a client; a client waits for the
 // answer) and then reads the connection on a new goroutine, calling the
@@ -129,6 +102,7 @@ func (c *Conn) StartContext(ctx context.Context) error {
 		err = c.accept()
 	}
 	if err != nil {
+		c.logDebug("websocket: opening handshake failed", "client", c.client, "error", err)
 		c.finish(err)
 		return err
 	}
@@ -149,7 +123,7 @@ func (c *Conn) startEventLoop() {
 // runEvents starts the event API's read loop: OnOpen, then serveEvents.
 func (c *Conn) runEvents() {
 	if fn := c.events.get().open; fn != nil {
-		fn()
+		c.callOpen(fn)
 	}
 	// A new connection's peer has often nothing to say yet: when nothing
 	// arrived behind the handshake, the loop parks at once (the poller
@@ -197,9 +171,7 @@ func (c *Conn) serveEvents() {
 		if c.rpos < c.rend && !c.batching.Load() {
 			c.beginBatch()
 		}
-		if fn := c.events.get().message; fn != nil {
-			fn(Message{Type: typ, Data: msg})
-		}
+		c.deliverMessage(c.events.get().message, Message{Type: typ, Data: msg})
 		if c.rpos == c.rend {
 			c.endBatch()
 		}
@@ -223,7 +195,7 @@ func (c *Conn) serveEvents() {
 		reason = err.Error()
 	}
 	if fn := c.events.get().close; fn != nil {
-		fn(code, reason)
+		c.callClose(fn, code, reason)
 	}
 }
 

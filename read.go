@@ -77,9 +77,9 @@ func (c *Conn) handleEvent(ev event) (event, error) {
 	switch ev.kind {
 	case eventPing:
 		c.writeControl(opPong, ev.data) // a failure surfaces on the next read or write
-		c.events.firePing(ev.data)
+		c.firePing(ev.data)
 	case eventPong:
-		c.events.firePong(ev.data)
+		c.firePong(ev.data)
 	case eventClose:
 		return event{}, c.receiveClose(ev.code, ev.reason)
 	}
@@ -129,7 +129,8 @@ func (c *Conn) failProtocol(err error) error {
 		}
 		c.writeControl(opClose, appendClosePayload(p[:0], pe.Code, reason))
 	}
-	c.events.fireError(pe)
+	c.logDebug("websocket: failing the connection: the peer broke the protocol", "remote", c.openNetConnAddr(), "error", pe)
+	c.fireError(pe)
 	c.linger()
 	c.finish(pe)
 	return pe
