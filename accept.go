@@ -249,11 +249,13 @@ func appendExtraHeaders(dst []byte, h http.Header) []byte {
 }
 
 // selectProtocol picks the first protocol the client offered that the
-// server accepts.
+// server accepts. It returns the server's own string: the offered one is a
+// slice of the request's header, which it would keep in memory for the
+// connection's life.
 func selectProtocol(offered, accepted []string) string {
 	for _, p := range offered {
-		if slices.Contains(accepted, p) {
-			return p
+		if i := slices.Index(accepted, p); i >= 0 {
+			return accepted[i]
 		}
 	}
 	return ""

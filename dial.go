@@ -204,10 +204,11 @@ func (c *Conn) handshake(nc net.Conn, u *url.URL, opts *ClientOptions) (*http.Re
 		return fail("Sec-WebSocket-Accept is %q, want %q", got, want)
 	}
 	if p := resp.Header.Values("Sec-WebSocket-Protocol"); len(p) > 0 {
-		if len(p) > 1 || !slices.Contains(opts.Protocols, p[0]) {
+		i := slices.Index(opts.Protocols, p[0])
+		if len(p) > 1 || i < 0 {
 			return fail("server chose subprotocol %q, which was not offered", strings.Join(p, ", "))
 		}
-		c.subprotocol = p[0]
+		c.subprotocol = opts.Protocols[i] // ours: the response is not kept
 	}
 	if err := c.acceptClientExtensions(resp.Header.Values("Sec-WebSocket-Extensions"), opts.Compression); err != nil {
 		return fail("%v", err)
