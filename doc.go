@@ -67,8 +67,12 @@
 // A handler may call any method of the
 // connection, including Send and Close, but while it runs no other event of
 // that connection is delivered and pings wait for their pong: keep handlers
-// short, and hand long work to another goroutine. Message.Data is reused
-// after OnMessage returns; copy it (or use Text) to keep it. OnClose is
+// short, and hand long work to another goroutine. Message.Data belongs to
+// the handler, which may keep it; with BorrowMessageData it is only lent
+// until OnMessage returns (no allocation per message). A panic in a handler
+// is recovered: it is logged, with its stack, through the options' Logger
+// (slog.Default() if nil), and that connection alone is closed with 1011
+// (a panic in OnError or OnClose is only logged). OnClose is
 // called exactly once, last, with the close code and reason the peer sent,
 // 1006 if the TCP connection dropped without a close frame, or the code the
 // library failed the connection with after a protocol error (which OnError

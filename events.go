@@ -29,6 +29,10 @@ func (m Message) Text() string { return string(m.Data) }
 // eventHandlers holds the event API's callbacks. The mutex lets handlers be
 // registered while the connection runs; they are still best registered
 // before Start so that no event is missed.
+//
+// Every handler call recovers a panic (recover.go): the panic is logged
+// through the options' Logger and the connection, and only it, is closed
+// with StatusInternalError (1011).
 type eventHandlers struct {
 	mu      sync.Mutex
 	open    func()
@@ -39,11 +43,16 @@ type eventHandlers struct {
 	pong    func([]byte)
 }
 
-// OnOpen sets the handler called once the handshake is done.
+// OnOpen sets the handler called once the handshake is done. If it panics,
+// the panic is logged (see ServerOptions.Logger) and the connection is
+// closed with 1011.
 func (c *Conn) OnOpen(fn func()) { c.events.mu.Lock(); c.events.open = fn; c.events.mu.Unlock() }
 
 // OnMessage sets the handler called for each data message; Message.Type
-// tells text from binary.
+// tells text from binary. Message.Data is the handler's to keep unless
+// BorrowMessageData was set (see Message). If the handler panics, the
+// panic is logged (see ServerOptions.Logger) and the connection is closed
+// with 1011; the process and the other connections carry on.
 func (c *Conn) OnMessage(fn func(Message)) {
 	c.events.mu.Lock()
 	c.events.message = fn
@@ -53,7 +62,8 @@ func (c *Conn) OnMessage(fn func(Message)) {
 // OnClose sets the handler called exactly once when the connection has
 // closed, with the close code and reason the peer sent; StatusAbnormalClosure
 // (1006) if TCP went down without a close frame, or the code the library
-// failed the connection with after a protocol error.
+// failed the connection with after a protocol error. A panic in it is
+// logged (see ServerOptions.Logger) and otherwise ignored.
 func (c *Conn) OnClose(fn func(code StatusCode, reason string)) {
 	c.events.mu.Lock()
 	c.events.close = fn
@@ -61,15 +71,20 @@ func (c *Conn) OnClose(fn func(code StatusCode, reason string)) {
 }
 
 // OnError sets the handler called when the peer breaks the protocol; the
-// error is a *ProtocolError, and OnClose follows.
+// error is a *ProtocolError, and OnClose follows. A panic in it is logged
+// (see ServerOptions.Logger) and otherwise ignored: the connection is
+// already closing.
 func (c *Conn) OnError(fn func(error)) { c.events.mu.Lock(); c.events.err = fn; c.events.mu.Unlock() }
 
 // OnPing sets the handler called for each ping received, after the library
 // has answered it with a pong. The payload is only valid during the call.
+// If it panics, the panic is logged (see ServerOptions.Logger) and the
+// connection is closed with 1011.
 func (c *Conn) OnPing(fn func([]byte)) { c.events.mu.Lock(); c.events.ping = fn; c.events.mu.Unlock() }
 
 // OnPong sets the handler called for each pong received. The payload is
-// only valid during the call.
+// only valid during the call. If it panics, the panic is logged (see
+// ServerOptions.Logger) and the connection is closed with 1011.
 func (c *Conn) OnPong(fn func([]byte)) { c.events.mu.Lock(); c.events.pong = fn; c.events.mu.Unlock() }
 
 func (h *eventHandlers) get() eventHandlers {
