@@ -197,6 +197,7 @@ func (c *Conn) opened(nc net.Conn, buffered []byte) error {
 	c.setupReadBuffer(nc, buffered)
 	if !c.state.CompareAndSwap(int32(Connecting), int32(Open)) {
 		c.releaseReadBuf()
+		c.releaseDeflate()
 		nc.Close()
 		<-c.done // finish, which moved the state, has set the error
 		if c.closeErr == nil {
@@ -275,8 +276,10 @@ func (c *Conn) finish(err error) {
 		c.closeErr = err
 		// One swap against opened's compare-and-swap: a connection still
 		// connecting never opens now (opened closes its socket), and one
-		// that opened has published netConn.
-		if ReadyState(c.state.Swap(int32(Closed))) != Connecting {
+		// that opened has published netConn. The handshake's goroutine
+		// owns the compression state until then.
+		wasOpen := ReadyState(c.state.Swap(int32(Closed))) != Connecting
+		if wasOpen {
 			c.hadOpened = true
 			c.closeSocket()
 		}
@@ -285,7 +288,9 @@ func (c *Conn) finish(err error) {
 			c.closeTimer.Stop()
 		}
 		c.closeMu.Unlock()
-		c.releaseDeflate()
+		if wasOpen {
+			c.releaseDeflate()
+		}
 		close(c.done)
 		if c.polled() {
 			c.wakeLoop() // a parked event loop must run to report the close

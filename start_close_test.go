@@ -14,6 +14,11 @@ import (
 // the socket that the late 101 response arrives on must be closed, not
 // leaked as an open connection nobody reads.
 func TestCloseDuringStart(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testCloseDuringStart(t, nil) })
+	t.Run("compressed", func(t *testing.T) { testCloseDuringStart(t, &CompressionOptions{}) })
+}
+
+func testCloseDuringStart(t *testing.T, compression *CompressionOptions) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +43,11 @@ func TestCloseDuringStart(t *testing.T) {
 		close(gotRequest)
 		<-respond
 		resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-			"Sec-WebSocket-Accept: " + acceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"
+			"Sec-WebSocket-Accept: " + acceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n"
+		if req.Header.Get("Sec-WebSocket-Extensions") != "" {
+			resp += "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+		}
+		resp += "\r\n"
 		if _, err := nc.Write([]byte(resp)); err != nil {
 			serverSawClose <- err
 			return
@@ -49,7 +58,7 @@ func TestCloseDuringStart(t *testing.T) {
 		serverSawClose <- err
 	}()
 
-	c := NewClient("ws://"+ln.Addr().String()+"/", nil)
+	c := NewClient("ws://"+ln.Addr().String()+"/", &ClientOptions{Compression: compression})
 	started := make(chan error, 1)
 	go func() { started <- c.Start() }()
 	wait(t, gotRequest, "the handshake request")
