@@ -129,7 +129,9 @@ func (c *Conn) failProtocol(err error) error {
 		}
 		c.writeControl(opClose, appendClosePayload(p[:0], pe.Code, reason))
 	}
-	c.logDebug("websocket: failing the connection: the peer broke the protocol", "remote", c.openNetConnAddr(), "error", pe)
+	if c.debugEnabled() {
+		c.log().Debug("websocket: failing the connection: the peer broke the protocol", "remote", c.openNetConnAddr(), "error", pe)
+	}
 	c.fireError(pe)
 	c.linger()
 	c.finish(pe)

@@ -22,11 +22,17 @@ func (c *Conn) log() *slog.Logger {
 	return slog.Default()
 }
 
-// logDebug logs a diagnostic at debug level. The check comes first so that
-// a disabled level costs no formatting or boxing of arguments.
+// debugEnabled reports whether debug records would be logged: callers
+// check it before building a record's arguments, so that a disabled level
+// costs nothing.
+func (c *Conn) debugEnabled() bool {
+	return c.log().Enabled(context.Background(), slog.LevelDebug)
+}
+
+// logDebug logs a diagnostic at debug level.
 func (c *Conn) logDebug(msg string, args ...any) {
-	if l := c.log(); l.Enabled(context.Background(), slog.LevelDebug) {
-		l.Debug(msg, args...)
+	if c.debugEnabled() {
+		c.log().Debug(msg, args...)
 	}
 }
 

@@ -118,3 +118,26 @@ func TestHandlerPanicOnOpenAndClose(t *testing.T) {
 		}
 	}
 }
+
+// TestLoggerProtocolFailure checks the debug record of a connection failed
+// for breaking the protocol, sent to the options' Logger.
+func TestLoggerProtocolFailure(t *testing.T) {
+	records := make(chan slog.Record, 64)
+	logger := slog.New(recordHandler{records})
+	url := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		ws := NewServer(w, r, &ServerOptions{Logger: logger})
+		ws.Start()
+	})
+	nc := rawClient(t, url)
+	defer nc.Close()
+	frame := clientFrame(true, 0, opText, []byte("hi"))
+	frame[1] &^= 0x80 // unmasked: a client must mask
+	nc.Write(frame)
+	if code := readCloseCode(t, nc); code != StatusProtocolError {
+		t.Fatalf("close code = %v, want 1002", code)
+	}
+	rec := wait(t, records, "the debug record")
+	if rec.Level != slog.LevelDebug || !strings.Contains(rec.Message, "broke the protocol") {
+		t.Errorf("record = %v %q, want the protocol failure at debug level", rec.Level, rec.Message)
+	}
+}
