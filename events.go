@@ -132,6 +132,11 @@ func (c *Conn) startEventLoop() {
 	c.flushPending()
 	c.readSem <- struct{}{} // the read loop owns the read side from now on
 	c.attachPoller()
+	if c.ReadyState() == Closed {
+		// Closed from another goroutine since the handshake: finish may
+		// have looked for a registration before attachPoller made it.
+		c.detachPoller()
+	}
 	go c.runEvents()
 }
 
