@@ -119,6 +119,7 @@ func (c *Conn) StartContext(ctx context.Context) error {
 	if err != nil {
 		c.logDebug("websocket: opening handshake failed", "client", c.client, "error", err)
 		c.finish(err)
+		c.eventing.Store(false) // no loop runs: reads report the failure
 		return err
 	}
 	c.startEventLoop()
