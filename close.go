@@ -186,14 +186,24 @@ func checkCloseArgs(code StatusCode, reason string) error {
 // connection. With the event API (after Start) it returns once the frame is
 // sent and the read loop finishes the handshake, so it may be called from a
 // handler. Calling Close on a closed connection returns ErrClosed; while a
-// handshake is under way it waits for it.
+// handshake is under way it waits for it. Close before the connection
+// opened (even while Start is dialing or answering the handshake, from
+// another goroutine) ends it: Start then returns an error wrapping
+// ErrClosed and the network connection is closed.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	if err := checkCloseArgs(code, reason); err != nil {
 		return err
 	}
-	if c.netConn == nil { // never opened: there is no one to tell
+	if c.ReadyState() == Connecting {
+		// Never opened: there is no one to tell. If a Start is completing
+		// the handshake right now, finish and its compare-and-swap decide:
+		// either the new socket is closed and Start fails, or the open
+		// connection is dropped.
 		c.finish(&CloseError{Code: code, Reason: reason})
 		return nil
+	}
+	if c.ReadyState() == Closed {
+		return ErrClosed
 	}
 	c.closeMu.Lock()
 	if c.closeSent {
@@ -203,7 +213,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 			return ErrClosed
 		default:
 		}
-		if !c.eventing {
+		if !c.eventing.Load() {
 			<-c.done
 		}
 		return nil
@@ -217,7 +227,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	if err := c.writeControl(opClose, appendClosePayload(p[:0], code, reason)); err != nil {
 		return err
 	}
-	if c.eventing {
+	if c.eventing.Load() {
 		return nil
 	}
 	c.awaitClose()

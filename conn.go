@@ -3,6 +3,8 @@ package websocket
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -101,9 +103,16 @@ type Conn struct {
 	closeTimeout time.Duration
 	subprotocol  string
 	pmd          *deflateConn // permessage-deflate state; nil when not negotiated
+	borrow       bool         // the options' BorrowMessageData
+	logger       *slog.Logger // the options' Logger; nil means slog.Default()
 
-	netConn net.Conn
-	state   atomic.Int32
+	// netConn is written once, by opened, before the compare-and-swap that
+	// moves state from Connecting to Open publishes it: read it only after
+	// seeing a state other than Connecting (and, once Closed, only if
+	// hadOpened says the connection did open).
+	netConn   net.Conn
+	state     atomic.Int32
+	hadOpened bool // set by finish before Done fires
 
 	// Reading: one reader at a time holds readSem.
 	readSem  chan struct{}
@@ -115,8 +124,8 @@ type Conn struct {
 	rend     int
 	inMsg    bool // a data message was partly returned by NextReader
 	msgRead  messageReader
-	eventing bool     // Start's read loop owns the read side
-	poll     pollLink // the event loop's registration with the poller (poll.go)
+	eventing atomic.Bool // Start was called: its read loop owns the read side
+	poll     pollLink    // the event loop's registration with the poller (poll.go)
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
@@ -179,11 +188,40 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 
 // opened attaches the network connection once the handshake succeeded.
 // buffered holds bytes that arrived after the handshake and were already
-// read from the network.
-func (c *Conn) opened(nc net.Conn, buffered []byte) {
+// read from the network. The move from Connecting to Open is one
+// compare-and-swap, which publishes netConn: if Close (or CloseNow) ended
+// the connection while the handshake was under way, nc is closed and the
+// error is the one the connection ended with.
+func (c *Conn) opened(nc net.Conn, buffered []byte) error {
 	c.netConn = nc
 	c.setupReadBuffer(nc, buffered)
-	c.state.Store(int32(Open))
+	if !c.state.CompareAndSwap(int32(Connecting), int32(Open)) {
+		c.releaseReadBuf()
+		c.releaseDeflate()
+		nc.Close()
+		<-c.done // finish, which moved the state, has set the error
+		if c.closeErr == nil {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w during the opening handshake: %w", ErrClosed, c.closeErr)
+	}
+	return nil
+}
+
+// openNetConn returns the network connection, or nil if the connection
+// never opened. Unlike the reading and writing paths, which run only once
+// the connection is open, it may be called at any time from any goroutine.
+func (c *Conn) openNetConn() net.Conn {
+	switch c.ReadyState() {
+	case Connecting:
+		return nil
+	case Closed:
+		<-c.done // finish is under way; it records whether we had opened
+		if !c.hadOpened {
+			return nil
+		}
+	}
+	return c.netConn
 }
 
 // Version returns the protocol version in use, "hybi-13" (RFC 6455), as the
@@ -199,18 +237,20 @@ func (c *Conn) ReadyState() ReadyState { return ReadyState(c.state.Load()) }
 // RemoteAddr returns the peer's network address, or nil before the
 // handshake.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.netConn == nil {
+	nc := c.openNetConn()
+	if nc == nil {
 		return nil
 	}
-	return c.netConn.RemoteAddr()
+	return nc.RemoteAddr()
 }
 
 // LocalAddr returns the local network address, or nil before the handshake.
 func (c *Conn) LocalAddr() net.Addr {
-	if c.netConn == nil {
+	nc := c.openNetConn()
+	if nc == nil {
 		return nil
 	}
-	return c.netConn.LocalAddr()
+	return nc.LocalAddr()
 }
 
 // Done returns a channel that is closed when the connection is closed:
@@ -234,8 +274,13 @@ func (c *Conn) Err() error {
 func (c *Conn) finish(err error) {
 	c.doneOnce.Do(func() {
 		c.closeErr = err
-		c.state.Store(int32(Closed))
-		if c.netConn != nil {
+		// One swap against opened's compare-and-swap: a connection still
+		// connecting never opens now (opened closes its socket), and one
+		// that opened has published netConn. The handshake's goroutine
+		// owns the compression state until then.
+		wasOpen := ReadyState(c.state.Swap(int32(Closed))) != Connecting
+		if wasOpen {
+			c.hadOpened = true
 			c.closeSocket()
 		}
 		c.closeMu.Lock()
@@ -243,7 +288,9 @@ func (c *Conn) finish(err error) {
 			c.closeTimer.Stop()
 		}
 		c.closeMu.Unlock()
-		c.releaseDeflate()
+		if wasOpen {
+			c.releaseDeflate()
+		}
 		close(c.done)
 		if c.polled() {
 			c.wakeLoop() // a parked event loop must run to report the close

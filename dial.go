@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -53,6 +54,15 @@ type ClientOptions struct {
 	// be http:// (CONNECT, with Basic credentials from the URL's userinfo),
 	// socks5:// (names resolved here) or socks5h:// (resolved by the proxy).
 	Proxy func(*http.Request) (*url.URL, error)
+
+	// BorrowMessageData lends Message.Data to OnMessage instead of giving
+	// it away, as in ServerOptions: Data is then only valid until the
+	// handler returns and may alias buffers reused by other connections.
+	BorrowMessageData bool
+
+	// Logger receives the library's diagnostics, as in ServerOptions; nil
+	// means slog.Default().
+	Logger *slog.Logger
 }
 
 // NewClient returns the client side of a connection to url (ws:// or
@@ -63,6 +73,7 @@ func NewClient(url string, opts *ClientOptions) *Conn {
 		opts = &ClientOptions{}
 	}
 	c := newConn(true, opts.MaxLength, opts.CloseTimeout)
+	c.borrow, c.logger = opts.BorrowMessageData, opts.Logger
 	c.hs = &handshakeInputs{url: url, clientOpt: *opts}
 	return c
 }
@@ -149,7 +160,9 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 	if err = g.end(err); err != nil {
 		return resp, err
 	}
-	c.opened(nc, buffered)
+	if err := c.opened(nc, buffered); err != nil {
+		return resp, err // closed while dialing
+	}
 	ok = true
 	return resp, nil
 }
@@ -199,10 +212,11 @@ func (c *Conn) handshake(nc net.Conn, u *url.URL, opts *ClientOptions) (*http.Re
 		return fail("Sec-WebSocket-Accept is %q, want %q", got, want)
 	}
 	if p := resp.Header.Values("Sec-WebSocket-Protocol"); len(p) > 0 {
-		if len(p) > 1 || !slices.Contains(opts.Protocols, p[0]) {
+		i := slices.Index(opts.Protocols, p[0])
+		if len(p) > 1 || i < 0 {
 			return fail("server chose subprotocol %q, which was not offered", strings.Join(p, ", "))
 		}
-		c.subprotocol = p[0]
+		c.subprotocol = opts.Protocols[i] // ours: the response is not kept
 	}
 	if err := c.acceptClientExtensions(resp.Header.Values("Sec-WebSocket-Extensions"), opts.Compression); err != nil {
 		return fail("%v", err)

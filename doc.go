@@ -67,8 +67,12 @@
 // A handler may call any method of the
 // connection, including Send and Close, but while it runs no other event of
 // that connection is delivered and pings wait for their pong: keep handlers
-// short, and hand long work to another goroutine. Message.Data is reused
-// after OnMessage returns; copy it (or use Text) to keep it. OnClose is
+// short, and hand long work to another goroutine. Message.Data belongs to
+// the handler, which may keep it; with BorrowMessageData it is only lent
+// until OnMessage returns (no allocation per message). A panic in a handler
+// is recovered: it is logged, with its stack, through the options' Logger
+// (slog.Default() if nil), and that connection alone is closed with 1011
+// (a panic in OnError or OnClose is only logged). OnClose is
 // called exactly once, last, with the close code and reason the peer sent,
 // 1006 if the TCP connection dropped without a close frame, or the code the
 // library failed the connection with after a protocol error (which OnError
@@ -169,7 +173,10 @@
 // WebSocket hijacking). So a server accepts by default only a request with
 // no Origin header (not a browser) or with its own origin (the Origin's
 // host equals the request's Host); ServerOptions.OriginPatterns allows
-// more, and a refused origin gets 403 Forbidden. Received messages are
+// more, and a refused origin gets 403 Forbidden. ServerOptions.CheckOrigin
+// replaces that policy with the caller's own, and ServerOptions.Authorize
+// can refuse a handshake (with 403, or the status of a *HandshakeError it
+// returns, such as 401) before the connection is upgraded. Received messages are
 // limited by MaxLength, checked against the length a frame announces before
 // its payload is read, so a peer cannot make the library buffer more.
 // Malformed handshakes get 400 (426 with Sec-WebSocket-Version: 13 for a
