@@ -26,7 +26,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	if o.rate != 3 {
 		t.Errorf("rate = %v: the command line must win over CHAT_RATE", o.rate)
 	}
-	if o.history != 7 || o.queue != 0 || o.maxMessage != 4096 || o.addr != ":8080" {
+	if o.history != 7 || o.queue != 0 || o.maxMessage != 4096 || o.addr != "localhost:8080" {
 		t.Errorf("history %d queue %d max-message %d addr %q", o.history, o.queue, o.maxMessage, o.addr)
 	}
 	if got := strings.Join(o.origins, " "); got != "a.example *.b.example c.example" {
@@ -148,9 +148,15 @@ func postAcked(t *testing.T, c *websocket.Conn, prefix string, n int) {
 func historyOf(t *testing.T, url string, n int) []string {
 	t.Helper()
 	c := dialT(t, url)
+	if m := readT(t, c); m != fmt.Sprintf(" .... earlier messages (%d):", n) {
+		t.Fatalf("history starts with %q", m)
+	}
 	var got []string
 	for range n {
 		got = append(got, readT(t, c))
+	}
+	if m := readT(t, c); m != " .... end of earlier messages." {
+		t.Fatalf("history ends with %q", m)
 	}
 	return got
 }

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -65,12 +66,7 @@ func (c *Client) force(o *Outgoing) {
 	if c.json && o.JSON == nil || !c.json && o.Plain == nil {
 		return
 	}
-	c.q.mu.Lock()
-	if !c.q.closed {
-		c.q.items = append(c.q.items, o)
-	}
-	c.q.mu.Unlock()
-	c.q.signal()
+	c.q.force(o)
 }
 
 // closeWith asks the writer to send a close frame with code and reason, after
@@ -110,7 +106,7 @@ func (c *Client) writeLoop() {
 			}
 			lastPing = h.cfg.Now().UnixNano()
 			if err := c.withTimeout(c.conn.Ping); err != nil {
-				c.conn.Abort()
+				c.writeFailed(err)
 				return
 			}
 			continue
@@ -133,8 +129,7 @@ func (c *Client) writeLoop() {
 			err := c.conn.WriteText(wctx, p)
 			if err != nil {
 				wcancel()
-				h.log.Debug("write failed", "nick", c.Nick(), "err", err)
-				c.conn.Abort()
+				c.writeFailed(err)
 				return
 			}
 			h.Metrics.MessagesOut.Add(1)
@@ -149,6 +144,19 @@ func (c *Client) writeLoop() {
 			return
 		}
 	}
+}
+
+// writeFailed ends the writer after a failed write or ping. A connection
+// that failed drops its TCP connection; one that is closing (the peer sent
+// its close frame while a write was due) is left to the transport, which
+// is answering that close frame: an abort here would cut the reply off.
+func (c *Client) writeFailed(err error) {
+	if errors.Is(err, ErrConnClosing) {
+		c.hub.log.Debug("writer stopped: connection closing", "nick", c.Nick())
+		return
+	}
+	c.hub.log.Debug("write failed", "nick", c.Nick(), "err", err)
+	c.conn.Abort()
 }
 
 func (c *Client) withTimeout(f func(context.Context) error) error {

@@ -100,8 +100,14 @@ func (r *room) handle(o op) {
 				h.log.Error("reading history", "room", r.name, "err", err)
 				c.force(errorOut("history_unavailable", "history could not be read"))
 			}
+			if len(recs) > 0 {
+				c.force(historyStartOut(len(recs)))
+			}
 			for i := range recs {
 				c.force(recordOut(&recs[i]))
+			}
+			if len(recs) > 0 {
+				c.force(historyEndOut)
 			}
 		}
 		r.members[c] = struct{}{}

@@ -328,6 +328,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := checkOrigin(r, r.Host, s.origins); err != nil {
+		s.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
 	q := r.URL.Query()
 	opts := chat.ConnectOptions{Room: room, Nick: q.Get("nick"), Remote: r.RemoteAddr}
 	if v := q.Get("since"); v != "" {
@@ -336,11 +341,23 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ws := websocket.NewServer(w, r, &websocket.ServerOptions{
-		MaxLength:      hardLimit(s.cfg.Hub.MaxMessage),
-		Protocols:      []string{chat.Subprotocol},
-		OriginPatterns: s.origins,
-		CloseTimeout:   s.cfg.CloseTimeout,
+		MaxLength: hardLimit(s.cfg.Hub.MaxMessage),
+		Protocols: []string{chat.Subprotocol},
+		// checkOrigin above did it, with the chat's own words.
+		InsecureSkipOriginCheck: true,
+		CloseTimeout:            s.cfg.CloseTimeout,
 	})
+	s.attach(ws, opts)
+	if err := ws.Start(); err != nil {
+		s.log.Info("handshake refused", "remote", opts.Remote, "err", err)
+	}
+}
+
+// attach sets ws's handlers to drive a chat client. It is a function of its
+// own, apart from the handshake's request, so that no handler can keep the
+// request (and its headers, up to the server's header limit) alive for as
+// long as the connection lasts: a handler needs only opts.
+func (s *Server) attach(ws *websocket.Conn, opts chat.ConnectOptions) {
 	t := &transport{ws: ws}
 	var client *chat.Client
 	ws.OnOpen(func() {
@@ -371,17 +388,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			client.Alive()
 		}
 	})
+	remote := opts.Remote
 	ws.OnError(func(err error) {
-		s.log.Debug("protocol error", "remote", r.RemoteAddr, "err", err)
+		s.log.Debug("protocol error", "remote", remote, "err", err)
 	})
 	ws.OnClose(func(code websocket.StatusCode, reason string) {
 		if client != nil {
 			client.Disconnected()
 		}
 	})
-	if err := ws.Start(); err != nil {
-		s.log.Info("handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
-	}
 }
 
 // transport adapts a library connection to chat.Conn.
@@ -397,14 +412,25 @@ func (t *transport) WriteText(ctx context.Context, p *chat.Payload) error {
 		return pm
 	}).(type) {
 	case *websocket.PreparedMessage:
-		return t.ws.WritePrepared(ctx, v)
+		return t.closing(t.ws.WritePrepared(ctx, v))
 	case error:
 		return v
 	}
 	return errors.New("chat: unexpected cached payload")
 }
 
-func (t *transport) Ping(ctx context.Context) error { return t.ws.Ping(nil) }
+func (t *transport) Ping(ctx context.Context) error { return t.closing(t.ws.Ping(nil)) }
+
+// closing marks err as chat.ErrConnClosing when the connection is no longer
+// open: the library refuses data once either side's close frame is on its
+// way (RFC 6455 §5.5.1) and then finishes the closing handshake itself, so
+// the chat must not abort the connection over such an error.
+func (t *transport) closing(err error) error {
+	if err != nil && t.ws.ReadyState() != websocket.Open {
+		return fmt.Errorf("%w: %w", chat.ErrConnClosing, err)
+	}
+	return err
+}
 
 func (t *transport) Close(code int, reason string) error {
 	return t.ws.Close(websocket.StatusCode(code), reason)
