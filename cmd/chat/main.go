@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,6 +66,7 @@ type options struct {
 	ping, writeTimeout         time.Duration
 	closeTimeout, shutdown     time.Duration
 	logLevel, logFormat        string
+	tlsCert, tlsKey            string
 }
 
 // envNames maps each flag to the environment variable that sets its default.
@@ -178,6 +180,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Var(durationValue{&o.writeTimeout}, "write-timeout", "longest `time` a write to one client may take before it is dropped, e.g. 10s; 0 means no limit"+env("write-timeout", "CHAT_WRITE_TIMEOUT"))
 	fs.Var(durationValue{&o.closeTimeout}, "close-timeout", "longest `time` to wait for a client's answer to a close frame, e.g. 5s; 0 means the library's default (5s)"+env("close-timeout", "CHAT_CLOSE_TIMEOUT"))
 	fs.Var(durationValue{&o.shutdown}, "shutdown-timeout", "on SIGINT/SIGTERM, longest `time` to wait for clients to take their close frame before they are dropped, e.g. 10s; 0 means no limit"+env("shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT"))
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS and wss:// with this PEM certificate `file` (the full chain); reloaded on SIGHUP"+env("tls-cert", "CHAT_TLS_CERT"))
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key `file` of -tls-cert; reloaded on SIGHUP"+env("tls-key", "CHAT_TLS_KEY"))
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error"+env("log-level", "CHAT_LOG_LEVEL"))
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json"+env("log-format", "CHAT_LOG_FORMAT"))
 	// The flag package calls Usage on every mistake too; it is printed only
@@ -364,6 +368,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.dataErr != nil && o.history > 0 {
 		return o.dataErr
 	}
+	var cert *certificate
+	if o.tlsCert != "" || o.tlsKey != "" {
+		if cert, err = loadCertificate(o.tlsCert, o.tlsKey); err != nil {
+			return err
+		}
+	}
 	// The addresses first: a mistake there is found at once, before the
 	// history file is opened (and possibly waited for).
 	ln, err := listenOn("-addr", o.addr)
@@ -399,7 +409,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return explainStoreError(o.data, err)
 	}
-	urls := reachableURLs("http", ln.Addr())
+	scheme := "http"
+	if cert != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, cert.config())
+		if wsLn != nil {
+			wsLn = tls.NewListener(wsLn, cert.config())
+		}
+		log.Info("TLS certificate loaded", cert.logAttrs()...)
+	}
+	// SIGHUP reloads the certificate (systemd's ExecReload, or after a
+	// renewal); without TLS there is nothing to reload, and a stray SIGHUP
+	// must not stop a service.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if cert == nil {
+					log.Info("SIGHUP: nothing to reload (no -tls-cert)")
+					continue
+				}
+				cert.reloadLogged(log)
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	urls := reachableURLs(scheme, ln.Addr())
 	data := o.data
 	if data == "" || o.history == 0 {
 		data = "(memory only)"
