@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path"
@@ -67,6 +68,41 @@ type options struct {
 	closeTimeout, shutdown     time.Duration
 	logLevel, logFormat        string
 	tlsCert, tlsKey            string
+	trustedProxies             prefixList
+	maxConnsPerIP              int
+}
+
+// prefixList is -trusted-proxy: CIDR prefixes or single addresses,
+// repeatable and comma-separated.
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	if l == nil {
+		return ""
+	}
+	var parts []string
+	for _, p := range *l {
+		parts = append(parts, p.String())
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *prefixList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			ip, ierr := netip.ParseAddr(s)
+			if ierr != nil {
+				return fmt.Errorf("%q is not an address or CIDR prefix such as 127.0.0.1/32 or 10.0.0.0/8", s)
+			}
+			p = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		*l = append(*l, p.Masked())
+	}
+	return nil
 }
 
 // envNames maps each flag to the environment variable that sets its default.
@@ -182,6 +218,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Var(durationValue{&o.shutdown}, "shutdown-timeout", "on SIGINT/SIGTERM, longest `time` to wait for clients to take their close frame before they are dropped, e.g. 10s; 0 means no limit"+env("shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT"))
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS and wss:// with this PEM certificate `file` (the full chain); reloaded on SIGHUP"+env("tls-cert", "CHAT_TLS_CERT"))
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key `file` of -tls-cert; reloaded on SIGHUP"+env("tls-key", "CHAT_TLS_KEY"))
+	fs.Var(&o.trustedProxies, "trusted-proxy", "a reverse proxy's `CIDR` (or address) whose Forwarded/X-Forwarded-For headers name the real client, for logs, -max-conns-per-ip and the origin check; repeatable; the headers are ignored from anyone else"+env("trusted-proxy", "CHAT_TRUSTED_PROXY, comma-separated"))
+	fs.Var(countValue{&o.maxConnsPerIP, "means unlimited"}, "max-conns-per-ip", "`n`: most WebSocket connections from one client address (more get HTTP 429); 0 means unlimited"+env("max-conns-per-ip", "CHAT_MAX_CONNS_PER_IP"))
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error"+env("log-level", "CHAT_LOG_LEVEL"))
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json"+env("log-format", "CHAT_LOG_FORMAT"))
 	// The flag package calls Usage on every mistake too; it is printed only
@@ -405,6 +443,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		CloseTimeout:    o.closeTimeout,
 		ShutdownTimeout: o.shutdown,
 		Logger:          log,
+		TrustedProxies:  o.trustedProxies,
+		MaxConnsPerIP:   o.maxConnsPerIP,
 	})
 	if err != nil {
 		return explainStoreError(o.data, err)

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +32,13 @@ type Config struct {
 	CloseTimeout    time.Duration
 	ShutdownTimeout time.Duration // 0: wait for every client however long it takes
 	Logger          *slog.Logger
+	// TrustedProxies are the reverse proxies whose Forwarded or
+	// X-Forwarded-For (and X-Forwarded-Host) headers name the real client;
+	// from anyone else those headers are ignored.
+	TrustedProxies []netip.Prefix
+	// MaxConnsPerIP caps the WebSocket connections from one client
+	// address (as the trusted proxies report it); 0: unlimited.
+	MaxConnsPerIP int
 }
 
 // Server is a running chat: New opens the history, Serve serves until its
@@ -41,6 +50,9 @@ type Server struct {
 	index    []byte // index.html with the WebSocket port filled in
 	origins  []string
 	stopping atomic.Bool
+
+	perIPMu sync.Mutex
+	perIP   map[netip.Addr]int // open WebSocket connections per client address
 }
 
 // New opens the history store and builds the hub.
@@ -61,7 +73,7 @@ func New(cfg Config) (*Server, error) {
 			hc.Store = st
 		}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, hub: chat.NewHub(hc)}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, hub: chat.NewHub(hc), perIP: map[netip.Addr]int{}}, nil
 }
 
 // Hub returns the server's hub, for tests and benchmarks.
@@ -321,20 +333,30 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	p := s.peerOf(r)
+	logPeer := []any{"remote", p.addr}
+	if p.via != "" {
+		logPeer = append(logPeer, "via", p.via)
+	}
 	if n := s.cfg.MaxConns; n > 0 {
 		if c, _ := s.hub.Counts(); c >= n {
-			s.log.Warn("connection refused: -max-conns reached", "max", n, "remote", r.RemoteAddr)
+			s.log.Warn("connection refused: -max-conns reached", append(logPeer, "max", n)...)
 			http.Error(w, "too many connections", http.StatusServiceUnavailable)
 			return
 		}
 	}
-	if err := checkOrigin(r, r.Host, s.origins); err != nil {
-		s.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
+	if err := checkOrigin(r, p.host, s.origins); err != nil {
+		s.log.Info("handshake refused", append(logPeer, "err", err)...)
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
+	if !s.takeSlot(p.ip) {
+		s.log.Warn("connection refused: -max-conns-per-ip reached", append(logPeer, "max", s.cfg.MaxConnsPerIP)...)
+		http.Error(w, fmt.Sprintf("too many connections from your address (at most %d)", s.cfg.MaxConnsPerIP), http.StatusTooManyRequests)
+		return
+	}
 	q := r.URL.Query()
-	opts := chat.ConnectOptions{Room: room, Nick: q.Get("nick"), Remote: r.RemoteAddr}
+	opts := chat.ConnectOptions{Room: room, Nick: q.Get("nick"), Remote: p.addr}
 	if v := q.Get("since"); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
 			opts.Since, opts.HasSince = n, true
@@ -347,9 +369,31 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		InsecureSkipOriginCheck: true,
 		CloseTimeout:            s.cfg.CloseTimeout,
 	})
-	s.attach(ws, opts)
+	ip := p.ip
+	s.attach(ws, opts, func() { s.freeSlot(ip) })
 	if err := ws.Start(); err != nil {
-		s.log.Info("handshake refused", "remote", opts.Remote, "err", err)
+		s.freeSlot(ip)
+		s.log.Info("handshake refused", append(logPeer, "err", err)...)
+	}
+}
+
+// takeSlot counts a connection from ip against MaxConnsPerIP and reports
+// whether it may go on; freeSlot gives the slot back.
+func (s *Server) takeSlot(ip netip.Addr) bool {
+	s.perIPMu.Lock()
+	defer s.perIPMu.Unlock()
+	if n := s.cfg.MaxConnsPerIP; n > 0 && s.perIP[ip] >= n {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) freeSlot(ip netip.Addr) {
+	s.perIPMu.Lock()
+	defer s.perIPMu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
 	}
 }
 
@@ -357,7 +401,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // own, apart from the handshake's request, so that no handler can keep the
 // request (and its headers, up to the server's header limit) alive for as
 // long as the connection lasts: a handler needs only opts.
-func (s *Server) attach(ws *websocket.Conn, opts chat.ConnectOptions) {
+func (s *Server) attach(ws *websocket.Conn, opts chat.ConnectOptions, closed func()) {
 	t := &transport{ws: ws}
 	var client *chat.Client
 	ws.OnOpen(func() {
@@ -396,6 +440,7 @@ func (s *Server) attach(ws *websocket.Conn, opts chat.ConnectOptions) {
 		if client != nil {
 			client.Disconnected()
 		}
+		closed()
 	})
 }
 
