@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -70,6 +71,7 @@ type options struct {
 	tlsCert, tlsKey            string
 	trustedProxies             prefixList
 	maxConnsPerIP              int
+	metricsAddr                string
 }
 
 // prefixList is -trusted-proxy: CIDR prefixes or single addresses,
@@ -220,6 +222,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key `file` of -tls-cert; reloaded on SIGHUP"+env("tls-key", "CHAT_TLS_KEY"))
 	fs.Var(&o.trustedProxies, "trusted-proxy", "a reverse proxy's `CIDR` (or address) whose Forwarded/X-Forwarded-For headers name the real client, for logs, -max-conns-per-ip and the origin check; repeatable; the headers are ignored from anyone else"+env("trusted-proxy", "CHAT_TRUSTED_PROXY, comma-separated"))
 	fs.Var(countValue{&o.maxConnsPerIP, "means unlimited"}, "max-conns-per-ip", "`n`: most WebSocket connections from one client address (more get HTTP 429); 0 means unlimited"+env("max-conns-per-ip", "CHAT_MAX_CONNS_PER_IP"))
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (Prometheus) on this `host:port` only, e.g. 127.0.0.1:9090, instead of on -addr"+env("metrics-addr", "CHAT_METRICS_ADDR"))
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error"+env("log-level", "CHAT_LOG_LEVEL"))
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json"+env("log-format", "CHAT_LOG_FORMAT"))
 	// The flag package calls Usage on every mistake too; it is printed only
@@ -426,6 +429,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer wsLn.Close()
 	}
+	var metricsLn net.Listener
+	if o.metricsAddr != "" {
+		if metricsLn, err = listenOn("-metrics-addr", o.metricsAddr); err != nil {
+			return err
+		}
+		defer metricsLn.Close()
+	}
 	srv, err := server.New(server.Config{
 		Hub: chat.Config{
 			MaxMessage:   o.maxMessage,
@@ -437,14 +447,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			WriteTimeout: o.writeTimeout,
 			AnnounceMax:  o.announceMax,
 		},
-		DataDir:         o.data,
-		AllowOrigins:    o.origins,
-		MaxConns:        o.maxConns,
-		CloseTimeout:    o.closeTimeout,
-		ShutdownTimeout: o.shutdown,
-		Logger:          log,
-		TrustedProxies:  o.trustedProxies,
-		MaxConnsPerIP:   o.maxConnsPerIP,
+		DataDir:          o.data,
+		AllowOrigins:     o.origins,
+		MaxConns:         o.maxConns,
+		CloseTimeout:     o.closeTimeout,
+		ShutdownTimeout:  o.shutdown,
+		Logger:           log,
+		TrustedProxies:   o.trustedProxies,
+		MaxConnsPerIP:    o.maxConnsPerIP,
+		MetricsElsewhere: metricsLn != nil,
 	})
 	if err != nil {
 		return explainStoreError(o.data, err)
@@ -493,6 +504,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "chat: also reachable at %s\n", strings.Join(urls[1:], " "))
 	} else if ip := listenIP(ln.Addr()); ip != nil && ip.IsLoopback() {
 		fmt.Fprintf(stdout, "chat: only this machine can connect; to serve others, listen on every interface with -addr :%s (or put it behind a reverse proxy)\n", portOf(ln.Addr()))
+	}
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go ms.Serve(metricsLn)
+		defer ms.Close()
+		fmt.Fprintf(stdout, "chat: metrics at http://%s/metrics\n", metricsLn.Addr())
 	}
 	return srv.Serve(ctx, ln, wsLn)
 }

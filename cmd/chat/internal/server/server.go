@@ -39,6 +39,10 @@ type Config struct {
 	// MaxConnsPerIP caps the WebSocket connections from one client
 	// address (as the trusted proxies report it); 0: unlimited.
 	MaxConnsPerIP int
+	// MetricsElsewhere leaves /metrics off the chat's own port: the caller
+	// serves MetricsHandler on another listener (-metrics-addr), so that
+	// the public port does not show them.
+	MetricsElsewhere bool
 }
 
 // Server is a running chat: New opens the history, Serve serves until its
@@ -50,6 +54,8 @@ type Server struct {
 	index    []byte // index.html with the WebSocket port filled in
 	origins  []string
 	stopping atomic.Bool
+
+	metricsHandler http.Handler
 
 	perIPMu sync.Mutex
 	perIP   map[netip.Addr]int // open WebSocket connections per client address
@@ -73,7 +79,8 @@ func New(cfg Config) (*Server, error) {
 			hc.Store = st
 		}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, hub: chat.NewHub(hc), perIP: map[netip.Addr]int{}}, nil
+	hub := chat.NewHub(hc)
+	return &Server{cfg: cfg, log: cfg.Logger, hub: hub, perIP: map[netip.Addr]int{}, metricsHandler: newMetricsHandler(hub)}, nil
 }
 
 // Hub returns the server's hub, for tests and benchmarks.
@@ -218,7 +225,9 @@ func (s *Server) mainHandler() http.Handler {
 	files := http.FileServerFS(static)
 	mux.Handle("GET /static/", securityHeaders(http.StripPrefix("/static/", files)))
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /metrics", s.metrics)
+	if !s.cfg.MetricsElsewhere {
+		mux.Handle("GET /metrics", s.metricsHandler)
+	}
 	mux.HandleFunc("GET /seed", s.seedPage)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		if isUpgrade(r) {
@@ -305,11 +314,6 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ok")
-}
-
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.hub.WritePrometheus(w)
 }
 
 // hardLimit is the frame size above which the library itself closes the
