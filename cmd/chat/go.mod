@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/chromedp/chromedp v0.22.1
+	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/prometheus/client_golang v1.25.0
 	github.com/wsdriver/websocket v0.0.0-00010101000000-000000000000
 	go.etcd.io/bbolt v1.5.0

@@ -72,6 +72,8 @@ type options struct {
 	trustedProxies             prefixList
 	maxConnsPerIP              int
 	metricsAddr                string
+	authSecret, authSecretFile string
+	authLoginURL               string
 }
 
 // prefixList is -trusted-proxy: CIDR prefixes or single addresses,
@@ -223,6 +225,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Var(&o.trustedProxies, "trusted-proxy", "a reverse proxy's `CIDR` (or address) whose Forwarded/X-Forwarded-For headers name the real client, for logs, -max-conns-per-ip and the origin check; repeatable; the headers are ignored from anyone else"+env("trusted-proxy", "CHAT_TRUSTED_PROXY, comma-separated"))
 	fs.Var(countValue{&o.maxConnsPerIP, "means unlimited"}, "max-conns-per-ip", "`n`: most WebSocket connections from one client address (more get HTTP 429); 0 means unlimited"+env("max-conns-per-ip", "CHAT_MAX_CONNS_PER_IP"))
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics (Prometheus) on this `host:port` only, e.g. 127.0.0.1:9090, instead of on -addr"+env("metrics-addr", "CHAT_METRICS_ADDR"))
+	fs.StringVar(&o.authSecret, "auth-secret", "", "turn sign-in on: every connection needs an HS256 JWT signed with this `secret` (at least 32 bytes); prefer the environment or -auth-secret-file, which ps does not show"+env("auth-secret", "CHAT_AUTH_SECRET"))
+	fs.StringVar(&o.authSecretFile, "auth-secret-file", "", "read -auth-secret from this `file` (one line)"+env("auth-secret-file", "CHAT_AUTH_SECRET_FILE"))
+	fs.StringVar(&o.authLoginURL, "auth-login-url", "", "with sign-in, the page links people without a token to this `URL` (the site that issues tokens)"+env("auth-login-url", "CHAT_AUTH_LOGIN_URL"))
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error"+env("log-level", "CHAT_LOG_LEVEL"))
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json"+env("log-format", "CHAT_LOG_FORMAT"))
 	// The flag package calls Usage on every mistake too; it is printed only
@@ -409,6 +414,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if o.dataErr != nil && o.history > 0 {
 		return o.dataErr
 	}
+	secret, err := authSecret(o)
+	if err != nil {
+		return err
+	}
 	var cert *certificate
 	if o.tlsCert != "" || o.tlsKey != "" {
 		if cert, err = loadCertificate(o.tlsCert, o.tlsKey); err != nil {
@@ -456,6 +465,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TrustedProxies:   o.trustedProxies,
 		MaxConnsPerIP:    o.maxConnsPerIP,
 		MetricsElsewhere: metricsLn != nil,
+		AuthSecret:       secret,
+		AuthLoginURL:     o.authLoginURL,
 	})
 	if err != nil {
 		return explainStoreError(o.data, err)
@@ -514,6 +525,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "chat: metrics at http://%s/metrics\n", metricsLn.Addr())
 	}
 	return srv.Serve(ctx, ln, wsLn)
+}
+
+// authSecret returns the sign-in secret from -auth-secret or
+// -auth-secret-file, or nil when sign-in is off.
+func authSecret(o *options) ([]byte, error) {
+	secret := o.authSecret
+	switch {
+	case o.authSecret != "" && o.authSecretFile != "":
+		return nil, errors.New("-auth-secret and -auth-secret-file both given: use one")
+	case o.authSecretFile != "":
+		b, err := os.ReadFile(o.authSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("-auth-secret-file: %w", err)
+		}
+		secret = strings.TrimRight(string(b), "\r\n")
+	}
+	if secret == "" {
+		return nil, nil
+	}
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("the sign-in secret is %d bytes; use at least 32 random bytes, e.g. from: openssl rand -base64 48", len(secret))
+	}
+	return []byte(secret), nil
 }
 
 func listenIP(a net.Addr) net.IP {

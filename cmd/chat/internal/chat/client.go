@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,9 @@ type Client struct {
 	nick   atomic.Pointer[string]
 
 	room *room // the reader goroutine's; nil after leaving
+
+	verified bool     // the nickname is a signed-in identity
+	rooms    []string // rooms the client may join; nil: all
 
 	q          *sendQueue
 	limiter    *tokenBucket
@@ -299,6 +303,10 @@ func (c *Client) command(text string) {
 		}
 		c.post(arg, true)
 	case "nick":
+		if c.verified {
+			c.send(errorOut("nick_refused", "you are signed in as "+c.Nick()+"; your name comes from your sign-in"))
+			return
+		}
 		if arg == "" {
 			c.send(errorOut("usage", "usage: /nick NAME"))
 			return
@@ -334,6 +342,10 @@ func (c *Client) command(text string) {
 		}
 		if c.room != nil && c.room.name == room {
 			c.send(infoOut("you are already in " + room))
+			return
+		}
+		if c.rooms != nil && !slices.Contains(c.rooms, room) {
+			c.send(errorOut("forbidden", fmt.Sprintf("your sign-in does not allow room %q (it allows: %s)", room, strings.Join(c.rooms, ", "))))
 			return
 		}
 		if err := c.join(room, 0, false); err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -43,6 +44,12 @@ type Config struct {
 	// serves MetricsHandler on another listener (-metrics-addr), so that
 	// the public port does not show them.
 	MetricsElsewhere bool
+	// AuthSecret turns sign-in on: every WebSocket needs an HS256 token
+	// signed with it (see auth.go); nil leaves the chat anonymous.
+	AuthSecret []byte
+	// AuthLoginURL is where the page sends a person who has no token
+	// (the site that issues them); "" shows no link.
+	AuthLoginURL string
 }
 
 // Server is a running chat: New opens the history, Serve serves until its
@@ -104,7 +111,7 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 		s.origins = append(s.origins, pageOrigins(ln.Addr().String())...)
 	}
 	s.origins = append(s.origins, s.cfg.AllowOrigins...)
-	s.index = renderIndex(wsPort)
+	s.index = renderIndex(wsPort, len(s.cfg.AuthSecret) > 0, s.cfg.AuthLoginURL)
 	s.log.Debug("origin allow-list", "patterns", s.origins)
 
 	servers := []*http.Server{{Handler: s.mainHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
@@ -229,6 +236,7 @@ func (s *Server) mainHandler() http.Handler {
 		mux.Handle("GET /metrics", s.metricsHandler)
 	}
 	mux.HandleFunc("GET /seed", s.seedPage)
+	mux.HandleFunc("GET /auth/check", s.authCheck)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		if isUpgrade(r) {
 			s.serveWS(w, r)
@@ -299,12 +307,17 @@ func (s *Server) seedPage(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-func renderIndex(wsPort string) []byte {
+func renderIndex(wsPort string, auth bool, loginURL string) []byte {
 	b, err := web.FS.ReadFile("static/index.html")
 	if err != nil {
 		panic("chat: index.html missing from the embedded files: " + err.Error())
 	}
-	return []byte(strings.Replace(string(b), `content="same-port"`, `content="`+wsPort+`"`, 1))
+	page := strings.Replace(string(b), `content="same-port"`, `content="`+wsPort+`"`, 1)
+	if auth {
+		page = strings.Replace(page, `<meta name="chat-auth" content="">`, `<meta name="chat-auth" content="required">`, 1)
+		page = strings.Replace(page, `<meta name="chat-login" content="">`, `<meta name="chat-login" content="`+html.EscapeString(loginURL)+`">`, 1)
+	}
+	return []byte(page)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -354,6 +367,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
+	id, err := s.authenticate(r, room)
+	if err != nil {
+		s.log.Info("sign-in refused", append(logPeer, "err", err)...)
+		refuseAuth(w, err)
+		return
+	}
 	if !s.takeSlot(p.ip) {
 		s.log.Warn("connection refused: -max-conns-per-ip reached", append(logPeer, "max", s.cfg.MaxConnsPerIP)...)
 		http.Error(w, fmt.Sprintf("too many connections from your address (at most %d)", s.cfg.MaxConnsPerIP), http.StatusTooManyRequests)
@@ -361,6 +380,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	opts := chat.ConnectOptions{Room: room, Nick: q.Get("nick"), Remote: p.addr}
+	if id != nil {
+		opts.Nick, opts.Verified, opts.Rooms = id.nick, true, id.rooms
+	}
 	if v := q.Get("since"); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
 			opts.Since, opts.HasSince = n, true
