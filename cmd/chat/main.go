@@ -486,6 +486,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	hctx, hcancel := context.WithCancel(ctx)
+	defer hcancel()
 	go func() {
 		for {
 			select {
@@ -495,7 +497,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 					continue
 				}
 				cert.reloadLogged(log)
-			case <-ctx.Done():
+			case <-hctx.Done():
 				return
 			}
 		}

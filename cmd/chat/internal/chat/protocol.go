@@ -94,6 +94,9 @@ type Event struct {
 	Limits  *Limits    `json:"limits,omitempty"`
 	Resumed bool       `json:"resumed,omitempty"`
 	Since   uint64     `json:"since,omitempty"`
+	// SignedIn (welcome) says the nickname comes from the client's sign-in
+	// token and cannot be changed.
+	SignedIn bool `json:"signed_in,omitempty"`
 }
 
 // RoomInfo is one entry of a room list.

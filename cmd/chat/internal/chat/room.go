@@ -88,7 +88,7 @@ func (r *room) handle(o op) {
 		c := o.c
 		if c.json {
 			c.force(encodeOut(&Event{Type: "welcome", Room: r.name, Nick: c.Nick(),
-				Limits: h.limits(), Rooms: h.Rooms(), Resumed: o.hasSince, Since: o.since}))
+				Limits: h.limits(), Rooms: h.Rooms(), Resumed: o.hasSince, Since: o.since, SignedIn: c.verified}))
 		}
 		if h.cfg.Store != nil {
 			since := uint64(0)

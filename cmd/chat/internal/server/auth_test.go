@@ -61,7 +61,7 @@ func TestSignIn(t *testing.T) {
 	}
 	var w chat.Event
 	json.Unmarshal([]byte(read(t, ann)), &w)
-	if w.Type != "welcome" || w.Nick != "ann" {
+	if w.Type != "welcome" || w.Nick != "ann" || !w.SignedIn {
 		t.Fatalf("welcome %+v", w)
 	}
 	ann2, code, _ := dialStatus(t, ts.wsURL+"/chat?token="+signToken(t, testSecret, "ann", time.Hour), nil)
