@@ -22,7 +22,8 @@ const nginxBin = "/usr/sbin/nginx"
 // startNginx runs a real nginx (Debian's, from scripts/install-deps.sh)
 // with the shipped example deploy/nginx.conf, pointed at the chat on
 // chatAddr and listening with TLS on 127.0.0.1. It returns nginx's address.
-func startNginx(t *testing.T, chatAddr, certFile, keyFile string) string {
+// extra are further replacements in the example, for a test's needs.
+func startNginx(t *testing.T, chatAddr, certFile, keyFile string, extra ...[2]string) string {
 	t.Helper()
 	if _, err := os.Stat(nginxBin); err != nil {
 		if os.Getenv("CI") != "" {
@@ -45,13 +46,13 @@ func startNginx(t *testing.T, chatAddr, certFile, keyFile string) string {
 		addr := ln.Addr().String()
 		ln.Close()
 		site := string(example)
-		for _, r := range [][2]string{
+		for _, r := range append([][2]string{
 			{"server 127.0.0.1:8080;", "server " + chatAddr + ";"},
 			{"listen 443 ssl;", "listen " + addr + " ssl;"},
 			{"listen [::]:443 ssl;", ""},
 			{"/etc/letsencrypt/live/chat.example.com/fullchain.pem", certFile},
 			{"/etc/letsencrypt/live/chat.example.com/privkey.pem", keyFile},
-		} {
+		}, extra...) {
 			if !strings.Contains(site, r[0]) {
 				t.Fatalf("deploy/nginx.conf no longer has %q; update this test with it", r[0])
 			}
@@ -204,5 +205,82 @@ func TestBehindNginx(t *testing.T) {
 	// The library's HandshakeError carries the response body.
 	if !strings.Contains(err.Error(), "-allow-origin other.example") {
 		t.Errorf("403 %q does not name -allow-origin", err)
+	}
+}
+
+// TestNginxIdleTimeoutVersusHeartbeat: nginx closes a proxied connection
+// that carried nothing for proxy_read_timeout; the chat's -ping heartbeat
+// keeps a quiet user's connection alive through it, and without the
+// heartbeat nginx cuts it. (The example's timeout is 1h; here 1s, with
+// pings every 300ms.)
+func TestNginxIdleTimeoutVersusHeartbeat(t *testing.T) {
+	ca := newTestCA(t)
+	certFile, keyFile := ca.issue(t, t.TempDir(), 10)
+	short := [][2]string{{"proxy_read_timeout 1h;", "proxy_read_timeout 1s;"}, {"proxy_send_timeout 1h;", "proxy_send_timeout 1s;"}}
+	opts := &websocket.ClientOptions{TLSConfig: &tls.Config{RootCAs: ca.pool}}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	type quiet struct {
+		c     *websocket.Conn
+		pings chan struct{}
+		msgs  chan string
+		ended chan error
+	}
+	connect := func(pingArg string) *quiet {
+		ch := startChild(t, "-log-level warn -addr 127.0.0.1:0 -history 0 -trusted-proxy 127.0.0.1 -ping "+pingArg+" -data "+t.TempDir())
+		proxy := startNginx(t, strings.TrimPrefix(ch.url, "ws://"), certFile, keyFile, short...)
+		c, _, err := websocket.Dial(ctx, "wss://"+proxy+"/chat", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.CloseNow() })
+		q := &quiet{c: c, pings: make(chan struct{}, 1000), msgs: make(chan string, 100), ended: make(chan error, 1)}
+		c.OnPing(func([]byte) { q.pings <- struct{}{} })
+		// The user reads (so pings are answered) and says nothing.
+		go func() {
+			for {
+				_, b, err := c.Read(context.Background())
+				if err != nil {
+					q.ended <- err
+					return
+				}
+				q.msgs <- string(b)
+			}
+		}()
+		return q
+	}
+
+	// With the heartbeat: eight pings are 2.4s, more than twice nginx's
+	// timeout; the connection must still carry a message.
+	alive := connect("300ms")
+	for range 8 {
+		select {
+		case <-alive.pings:
+		case err := <-alive.ended:
+			t.Fatalf("a quiet user with -ping 300ms was cut: %v", err)
+		case <-ctx.Done():
+			t.Fatal("no pings")
+		}
+	}
+	if err := alive.c.Write(ctx, websocket.TextMessage, []byte("still here")); err != nil {
+		t.Fatalf("after 2.4s of quiet: %v", err)
+	}
+	for echoed := false; !echoed; {
+		select {
+		case m := <-alive.msgs:
+			echoed = strings.HasSuffix(m, ": still here")
+		case err := <-alive.ended:
+			t.Fatalf("a quiet user with -ping 300ms was cut: %v", err)
+		case <-ctx.Done():
+			t.Fatal("no echo")
+		}
+	}
+
+	// Without it, nginx cuts the quiet user.
+	cut := connect("0")
+	select {
+	case <-cut.ended:
+	case <-ctx.Done():
+		t.Fatal("nginx did not cut a quiet connection without heartbeat")
 	}
 }
