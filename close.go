@@ -82,7 +82,15 @@ func (c StatusCode) validOnWire() bool {
 type CloseError struct {
 	Code   StatusCode
 	Reason string
+
+	// err is the library's cause of a 1006 it decided on itself, such as
+	// ErrWriteTimeout or ErrPongTimeout, so that errors.Is finds it.
+	err error
 }
+
+// Unwrap returns the cause of a drop the library decided on (ErrWriteTimeout,
+// ErrPongTimeout), or nil.
+func (e *CloseError) Unwrap() error { return e.err }
 
 // Error describes the close code and reason.
 func (e *CloseError) Error() string {

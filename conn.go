@@ -144,6 +144,11 @@ type Conn struct {
 	pendingMu sync.Mutex
 	pending   []pendingSend // sends made while connecting
 	flushed   bool
+
+	// Bounds on writes (write.go) and keepalive (keepalive.go).
+	writeTimeout time.Duration // <0: none
+	wdl          time.Duration // the write deadline armed last, since monoEpoch; 0 if none; under frameMu
+	ka           keepalive
 }
 
 // handshakeInputs is what NewServer and NewClient keep for the handshake.
@@ -169,6 +174,7 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 		readSem:      make(chan struct{}, 1),
 		msgSem:       make(chan struct{}, 1),
 		done:         make(chan struct{}),
+		writeTimeout: DefaultWriteTimeout,
 	}
 	c.dec.expectMasked = !client
 	c.dec.maxLength = maxLength
@@ -184,6 +190,7 @@ func (c *Conn) opened(nc net.Conn, buffered []byte) {
 	c.netConn = nc
 	c.setupReadBuffer(nc, buffered)
 	c.state.Store(int32(Open))
+	c.startKeepalive()
 }
 
 // Version returns the protocol version in use, "hybi-13" (RFC 6455), as the
@@ -243,6 +250,7 @@ func (c *Conn) finish(err error) {
 			c.closeTimer.Stop()
 		}
 		c.closeMu.Unlock()
+		c.stopKeepalive()
 		c.releaseDeflate()
 		close(c.done)
 		if c.polled() {

@@ -41,6 +41,17 @@ type ClientOptions struct {
 
 	// Compression offers permessage-deflate; nil offers nothing.
 	Compression *CompressionOptions
+
+	// WriteTimeout bounds every write, as in ServerOptions.
+	WriteTimeout time.Duration
+
+	// PingInterval turns keepalive on, as in ServerOptions; 0 leaves it
+	// off.
+	PingInterval time.Duration
+
+	// PongTimeout is how long a keepalive ping waits for a sign of life, as
+	// in ServerOptions; 0 means PingInterval.
+	PongTimeout time.Duration
 }
 
 // NewClient returns the client side of a connection to url (ws:// or
@@ -51,6 +62,7 @@ func NewClient(url string, opts *ClientOptions) *Conn {
 		opts = &ClientOptions{}
 	}
 	c := newConn(true, opts.MaxLength, opts.CloseTimeout)
+	c.configureBounds(opts.WriteTimeout, opts.PingInterval, opts.PongTimeout)
 	c.hs = &handshakeInputs{url: url, clientOpt: *opts}
 	return c
 }

@@ -77,7 +77,7 @@
 //
 // # Concurrency
 //
-// Every sending method (Send, SendText, SendBinary, Ping, Write,
+// Every sending method (Send, SendText, SendBinary, SendPing, Ping, Write,
 // WritePrepared, NextWriter, Close, CloseNow) is safe to call from any
 // number of goroutines: whole messages go out one at a time, and control
 // frames (pings, pongs, close) may go between the fragments of a message

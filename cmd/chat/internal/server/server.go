@@ -404,7 +404,7 @@ func (t *transport) WriteText(ctx context.Context, p *chat.Payload) error {
 	return errors.New("chat: unexpected cached payload")
 }
 
-func (t *transport) Ping(ctx context.Context) error { return t.ws.Ping(nil) }
+func (t *transport) Ping(ctx context.Context) error { return t.ws.SendPing(nil) }
 
 func (t *transport) Close(code int, reason string) error {
 	return t.ws.Close(websocket.StatusCode(code), reason)
