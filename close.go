@@ -194,7 +194,10 @@ func checkCloseArgs(code StatusCode, reason string) error {
 // connection. With the event API (after Start) it returns once the frame is
 // sent and the read loop finishes the handshake, so it may be called from a
 // handler. Calling Close on a closed connection returns ErrClosed; while a
-// handshake is under way it waits for it.
+// handshake is under way it waits for it. If another goroutine's write is
+// stuck on a peer that does not read, the close frame waits for it at most
+// the write timeout (or the close timeout, if shorter); the connection is
+// then dropped and Close returns ErrClosed.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	if err := checkCloseArgs(code, reason); err != nil {
 		return err

@@ -191,8 +191,9 @@ func (c *Conn) pongReceived(p []byte) {
 // event loop always reads, but with the blocking API another goroutine must
 // be in Read, ReadMessage or NextReader. The write is bounded by ctx and
 // the write timeout; the wait by ctx, and by the connection's end, which
-// returns its error. To send a ping without waiting (or with a payload of
-// your own), use SendPing.
+// returns its error. Ping needs an open connection (ErrClosed otherwise;
+// it is not queued while connecting). To send a ping without waiting, or
+// with a payload of your own, use SendPing.
 func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	if c.ReadyState() != Open {
 		return 0, ErrClosed
