@@ -195,7 +195,13 @@ func (c *Conn) endWrite(g *ioGuard, err error) error {
 	// reason that matters.
 	c.writeErr = ErrClosed
 	if err != ErrClosed {
-		c.finish(&CloseError{Code: StatusAbnormalClosure, Reason: strings.TrimPrefix(err.Error(), "websocket: "), err: err})
+		ce := &CloseError{Code: StatusAbnormalClosure, Reason: strings.TrimPrefix(err.Error(), "websocket: ")}
+		if err == ErrWriteTimeout {
+			// Not the context's error: a read that returns it must not
+			// look like one whose own context ended.
+			ce.err = err
+		}
+		c.finish(ce)
 	}
 	return err
 }
