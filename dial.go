@@ -63,6 +63,17 @@ type ClientOptions struct {
 	// Logger receives the library's diagnostics, as in ServerOptions; nil
 	// means slog.Default().
 	Logger *slog.Logger
+
+	// WriteTimeout bounds every write, as in ServerOptions.
+	WriteTimeout time.Duration
+
+	// PingInterval turns keepalive on, as in ServerOptions; 0 leaves it
+	// off.
+	PingInterval time.Duration
+
+	// PongTimeout is how long a keepalive ping waits for a sign of life, as
+	// in ServerOptions; 0 means PingInterval.
+	PongTimeout time.Duration
 }
 
 // NewClient returns the client side of a connection to url (ws:// or
@@ -74,6 +85,7 @@ func NewClient(url string, opts *ClientOptions) *Conn {
 	}
 	c := newConn(true, opts.MaxLength, opts.CloseTimeout)
 	c.borrow, c.logger = opts.BorrowMessageData, opts.Logger
+	c.configureBounds(opts.WriteTimeout, opts.PingInterval, opts.PongTimeout)
 	c.hs = &handshakeInputs{url: url, clientOpt: *opts}
 	return c
 }

@@ -236,7 +236,7 @@ const checksText = `- **text / binary N B**: we send a pseudo-random payload, th
   continuation frames arrived.
 - **peer pings, we pong**: the peer's API pings and waits for the matching pong; we check on the wire that each pong
   we sent carried its ping's payload, and that OnPing saw it.
-- **we ping, peer pongs**: Ping while a reader (or the event loop) runs; OnPong must see our payload.
+- **we ping, peer pongs**: SendPing while a reader (or the event loop) runs; OnPong must see our payload.
 - **subprotocol negotiation**: the client offers x-unknown, chat.v2, chat.v1; our server lists chat.v1, chat.v2
   (and must follow the client's order), the peer servers accept only chat.v2; both sides must report chat.v2.
 - **close 4001 + reason from us**: Close(4001, "bye from us: żółw ✓"); the peer checks code and reason, we check

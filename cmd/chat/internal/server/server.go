@@ -490,7 +490,7 @@ func (t *transport) WriteText(ctx context.Context, p *chat.Payload) error {
 	return errors.New("chat: unexpected cached payload")
 }
 
-func (t *transport) Ping(ctx context.Context) error { return t.closing(t.ws.Ping(nil)) }
+func (t *transport) Ping(ctx context.Context) error { return t.closing(t.ws.SendPing(nil)) }
 
 // closing marks err as chat.ErrConnClosing when the connection is no longer
 // open: the library refuses data once either side's close frame is on its
