@@ -28,6 +28,7 @@ if [ -z "$logdir" ]; then
   logdir=$(mktemp -d "${TMPDIR:-/tmp}/wsdriver-fuzz.XXXXXX")
   echo "fuzz logs in $logdir"
 fi
+mkdir -p "$logdir" || exit 1
 
 targets=$(go test -list '^Fuzz' . 2>"$logdir/fuzz-list.log" | grep '^Fuzz')
 if [ -z "$targets" ]; then
