@@ -197,6 +197,7 @@ type echo struct {
 	wg    sync.WaitGroup
 }
 
+// add counts c among the connections closeAll says goodbye to.
 func (e *echo) add(c *websocket.Conn) {
 	e.mu.Lock()
 	e.conns[c] = struct{}{}
@@ -204,6 +205,7 @@ func (e *echo) add(c *websocket.Conn) {
 	e.mu.Unlock()
 }
 
+// remove undoes add once c has ended.
 func (e *echo) remove(c *websocket.Conn) {
 	e.mu.Lock()
 	delete(e.conns, c)
