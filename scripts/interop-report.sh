@@ -15,4 +15,13 @@ fi
 
 cd interop
 export CI="${CI:-true}" # every peer is required for a report
-go test -race -count=1 -timeout 25m . -args -update-report
+rc=0
+go test -race -count=1 -timeout 25m . -args -update-report || rc=$?
+cd ..
+if [ "$rc" -eq 0 ]; then
+  echo "interop-report: docs/INTEROP.md regenerated, every cell passes"
+else
+  echo "interop-report: FAILED (exit status $rc); docs/INTEROP.md was rewritten only if the run was complete, and then lists the failed cells"
+fi
+git diff --stat -- docs/INTEROP.md 2>/dev/null || true
+exit "$rc"
