@@ -123,6 +123,7 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+		srv.MaxHeaderBytes = 16 << 10 // a handshake needs little; net/http answers more (plus its 4 KiB slack) with 431
 		go func() { errc <- srv.Serve(listeners[i]) }()
 	}
 	var err error
