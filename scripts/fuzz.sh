@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# fuzz.sh fuzzes every fuzz target of the library (go test -list '^Fuzz' .)
-# for FUZZTIME each (default 10s), one after the other, and goes on to the
+# fuzz.sh fuzzes every fuzz target of the library module's packages (the
+# root package and its internal/ and helper packages) for FUZZTIME each (default 10s), one after the other, and goes on to the
 # next target after one fails. Each target's output goes to
 # LOGDIR/fuzz-<target>.log (LOGDIR: the first argument, else a new temporary
 # directory, printed).
@@ -30,8 +30,19 @@ if [ -z "$logdir" ]; then
 fi
 mkdir -p "$logdir" || exit 1
 
-targets=$(go test -list '^Fuzz' . 2>"$logdir/fuzz-list.log" | grep '^Fuzz')
-if [ -z "$targets" ]; then
+# Every package of the library module whose tests define a fuzz target:
+# "dir target" pairs, dir relative to the repository root.
+pairs=()
+for dir in $(go list -f '{{.Dir}}' ./... 2>"$logdir/fuzz-list.log"); do
+  rel=${dir#"$PWD"}
+  rel=.${rel}
+  grep -qs '^func Fuzz' "$dir"/*_test.go || continue
+  list=$(cd "$dir" && go test -list '^Fuzz' . 2>>"$logdir/fuzz-list.log" | grep '^Fuzz')
+  for t in $list; do
+    pairs+=("$rel $t")
+  done
+done
+if [ ${#pairs[@]} -eq 0 ]; then
   echo "could not list the fuzz targets:"
   cat "$logdir/fuzz-list.log"
   exit 1
@@ -53,10 +64,12 @@ coordinator_deadline_only() {
 
 failed=()
 warned=()
-for t in $targets; do
+for pair in "${pairs[@]}"; do
+  dir=${pair% *}
+  t=${pair#* }
   log=$logdir/fuzz-$t.log
   t0=$SECONDS
-  go test -run '^$' -fuzz "^$t\$" -fuzztime "$fuzztime" -parallel 2 -timeout 10m . >"$log" 2>&1
+  (cd "$dir" && go test -run '^$' -fuzz "^$t\$" -fuzztime "$fuzztime" -parallel 2 -timeout 10m .) >"$log" 2>&1
   rc=$?
   took=$((SECONDS - t0))
   if [ "$rc" -eq 0 ]; then
@@ -71,17 +84,17 @@ for t in $targets; do
     mkdir -p "$logdir/crashers/$t"
     for c in $crashers; do
       name=$(basename "$c")
-      if [ -f "$c" ] && mv "$c" "$logdir/crashers/$t/$name"; then
+      if [ -f "$dir/$c" ] && mv "$dir/$c" "$logdir/crashers/$t/$name"; then
         echo "  the input is kept as $logdir/crashers/$t/$name (moved out of the checkout)"
         echo "  to reproduce it and add it to the corpus, from the repository root:"
-        echo "    mkdir -p testdata/fuzz/$t && cp '$logdir/crashers/$t/$name' testdata/fuzz/$t/"
-        echo "    go test -run '^$t/$name\$' ."
+        echo "    mkdir -p $dir/testdata/fuzz/$t && cp '$logdir/crashers/$t/$name' $dir/testdata/fuzz/$t/"
+        echo "    (cd $dir && go test -run '^$t/$name\$' .)"
       else
         echo "  go test named $c, which is not there"
       fi
     done
     # A new target directory that held only the crasher goes too.
-    rmdir "testdata/fuzz/$t" 2>/dev/null
+    rmdir "$dir/testdata/fuzz/$t" 2>/dev/null
   elif coordinator_deadline_only "$t" "$log"; then
     warned+=("$t")
     echo "WARNING $t (${took}s): go test failed with a bare \"context deadline exceeded\" and wrote no input."
@@ -94,7 +107,7 @@ for t in $targets; do
   fi
 done
 
-echo "fuzzed $(echo $targets | wc -w) targets for $fuzztime each: ${#failed[@]} failed${failed[*]:+ (${failed[*]})}, ${#warned[@]} coordinator warnings${warned[*]:+ (${warned[*]})}"
+echo "fuzzed ${#pairs[@]} targets for $fuzztime each: ${#failed[@]} failed${failed[*]:+ (${failed[*]})}, ${#warned[@]} coordinator warnings${warned[*]:+ (${warned[*]})}"
 [ ${#failed[@]} -eq 0 ] || exit 1
 [ ${#warned[@]} -eq 0 ] || exit 3
 exit 0
