@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// ServerOptions configures the server side of a connection, as the seed's
+// ServerOptions configures the server side of a connection, as websocket-driver's
 // make-server keyword arguments do. The zero value is ready to use.
 type ServerOptions struct {
 	// MaxLength is the largest message accepted, in bytes, whole or summed
@@ -22,13 +22,13 @@ type ServerOptions struct {
 	// DefaultMaxLength; a negative value means no limit.
 	MaxLength int64
 
-	// Protocols are the subprotocols the server accepts (the seed's
+	// Protocols are the subprotocols the server accepts (websocket-driver's
 	// accept-protocols). The first protocol in the client's offer that is in
 	// this list is chosen; if none is, the response names none and the
 	// connection proceeds without one.
 	Protocols []string
 
-	// Header holds extra headers for the handshake response (the seed's
+	// Header holds extra headers for the handshake response (websocket-driver's
 	// additional-headers). Headers the handshake itself sets are ignored.
 	Header http.Header
 
@@ -99,7 +99,7 @@ type ServerOptions struct {
 }
 
 // NewServer returns the server side of a connection for the handshake
-// request r, as the seed's make-server: nothing is sent until Start, so
+// request r, as websocket-driver's make-server: nothing is sent until Start, so
 // handlers can be registered first. opts may be nil.
 //
 // Once the handshake is done the connection keeps nothing of r, w or

@@ -188,7 +188,7 @@ func checkCloseArgs(code StatusCode, reason string) error {
 	return nil
 }
 
-// Close starts the closing handshake (RFC 6455 §7.1.2), as the seed's
+// Close starts the closing handshake (RFC 6455 §7.1.2), as websocket-driver's
 // close-connection: it sends a close frame with code and reason, then waits
 // for the peer's close frame, at most the close timeout, and closes the TCP
 // connection. With the event API (after Start) it returns once the frame is

@@ -35,7 +35,7 @@ func (t MessageType) String() string {
 	return "MessageType(" + strconv.Itoa(int(t)) + ")"
 }
 
-// ReadyState is where a connection is in its life, as in the seed's
+// ReadyState is where a connection is in its life, as in websocket-driver's
 // ready-state and the browser's WebSocket.readyState.
 type ReadyState int32
 
@@ -47,7 +47,7 @@ const (
 	Closed                       // the TCP connection is closed
 )
 
-// String returns the state as the seed names it: "connecting", "open",
+// String returns the state as websocket-driver names it: "connecting", "open",
 // "closing" or "closed".
 func (s ReadyState) String() string {
 	switch s {
@@ -64,7 +64,7 @@ func (s ReadyState) String() string {
 }
 
 // DefaultMaxLength is the default limit on the size of a received message,
-// the seed's #x3ffffff bytes (64 MiB - 1).
+// websocket-driver's #x3ffffff bytes (64 MiB - 1).
 const DefaultMaxLength = 0x3ffffff
 
 // DefaultCloseTimeout bounds the closing handshake: how long a connection
@@ -88,7 +88,7 @@ const pooledReadBufferSize = 16384
 var aLongTimeAgo = time.Unix(1, 0)
 
 // Conn is a WebSocket connection, server or client side. It offers the
-// seed's event API (On..., Start, Send...) and a blocking API (Read,
+// websocket-driver's event API (On..., Start, Send...) and a blocking API (Read,
 // ReadMessage, NextReader, Write, NextWriter) over one protocol core; use
 // one style per connection. See the package documentation for which methods
 // may run concurrently.
@@ -232,7 +232,7 @@ func (c *Conn) openNetConn() net.Conn {
 }
 
 // Version returns the protocol version in use, "hybi-13" (RFC 6455), as the
-// seed's version does.
+// websocket-driver's version does.
 func (c *Conn) Version() string { return "hybi-13" }
 
 // Protocol returns the subprotocol agreed in the handshake, or "".

@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// ClientOptions configures the client side of a connection, as the seed's
+// ClientOptions configures the client side of a connection, as websocket-driver's
 // make-client keyword arguments do. The zero value is ready to use.
 type ClientOptions struct {
 	// MaxLength is the largest message accepted, as in ServerOptions.
@@ -77,7 +77,7 @@ type ClientOptions struct {
 }
 
 // NewClient returns the client side of a connection to url (ws:// or
-// wss://), as the seed's make-client: nothing is sent until Start, so
+// wss://), as websocket-driver's make-client: nothing is sent until Start, so
 // handlers can be registered first. opts may be nil.
 func NewClient(url string, opts *ClientOptions) *Conn {
 	if opts == nil {

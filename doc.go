@@ -1,24 +1,28 @@
 // Package websocket implements the WebSocket protocol (RFC 6455, version
-// 13), server and client, with the event-driven API of websocket-driver and
-// an idiomatic blocking API over one protocol core. It imports nothing but
-// the standard library.
+// 13), server and client, with the event-driven API of websocket-driver
+// (the Common Lisp library by Eitaro Fukamachi whose API this package
+// mirrors: make-server, start-connection, on :message, send, ...) and an
+// idiomatic blocking API over one protocol core. It imports nothing but the
+// standard library.
 //
 // # Overview
 //
 // A server connection comes from an HTTP request, so it mounts on any
-// http.Handler: net/http's ServeMux, a router, any middleware. The seed's
-// echo server is:
+// http.Handler: net/http's ServeMux, a router, any middleware.
+// websocket-driver's echo server is:
 //
 //	http.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 //		ws := websocket.NewServer(w, r, nil)
-//		ws.OnMessage(func(m websocket.Message) { ws.Send(m.Data) })
+//		ws.OnMessage(func(m websocket.Message) {
+//			ws.Write(context.Background(), m.Type, m.Data) // text as text, binary as binary
+//		})
 //		ws.Start()
 //	})
 //
-// Send picks the message type from its argument (a string is sent as text,
-// a []byte as binary); SendText and SendBinary say it outright. To echo
-// each message with its own type and without a copy, a handler can call
-// ws.Write(ctx, m.Type, m.Data). A client is the mirror image:
+// Write sends a message of the type it is given, so the echo keeps each
+// message's type. Send picks the type from its argument (a string is sent
+// as text, a []byte as binary); SendText and SendBinary say it outright.
+// A client is the mirror image:
 //
 //	ws := websocket.NewClient("ws://localhost:5000/echo", nil)
 //	ws.OnMessage(func(m websocket.Message) { fmt.Println("Got:", m.Text()) })
@@ -40,17 +44,17 @@
 //		c.Write(ctx, typ, msg)
 //	}
 //
-// ServerOptions and ClientOptions carry the seed's options: MaxLength
+// ServerOptions and ClientOptions carry websocket-driver's options: MaxLength
 // (default 0x3ffffff bytes; a larger message closes the connection with
-// 1009), Protocols (the seed's accept-protocols) and Header (the seed's
+// 1009), Protocols (websocket-driver's accept-protocols) and Header (websocket-driver's
 // additional-headers), plus the origin policy, compression and timeouts.
-// Version, Protocol and ReadyState report what the seed's version, protocol
+// Version, Protocol and ReadyState report what websocket-driver's version, protocol
 // and ready-state do.
 //
 // # Events
 //
 // The handlers are OnOpen, OnMessage, OnClose, OnError, OnPing and OnPong.
-// Start (the seed's start-connection) sends the handshake, and then the
+// Start (websocket-driver's start-connection) sends the handshake, and then the
 // connection's event loop reads it and calls the handlers, one at a time,
 // in the order things arrived.
 //

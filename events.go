@@ -93,7 +93,7 @@ func (h *eventHandlers) get() eventHandlers {
 	return eventHandlers{open: h.open, message: h.message, close: h.close, err: h.err, ping: h.ping, pong: h.pong}
 }
 
-// Start does the seed's start-connection: it sends the handshake (the
+// Start does websocket-driver's start-connection: it sends the handshake (the
 // response on a server, the request on a client; a client waits for the
 // answer) and then reads the connection on a new goroutine, calling the
 // handlers. It returns once the connection is open, or with the handshake's
@@ -249,7 +249,7 @@ type pendingSend struct {
 
 // Send sends v as a message: a string as text, a []byte as binary. Before
 // the connection is open the message is queued and sent once it opens, as
-// the seed's send does. Send is safe for concurrent use. Once open, the
+// websocket-driver's send does. Send is safe for concurrent use. Once open, the
 // send is bounded by the write timeout (ErrWriteTimeout); Write is the
 // variant that takes a context.
 func (c *Conn) Send(v any) error {
@@ -272,7 +272,7 @@ func (c *Conn) SendText(s string) error { return c.send(opText, []byte(s)) }
 func (c *Conn) SendBinary(b []byte) error { return c.send(opBinary, b) }
 
 // SendPing sends a ping with an optional payload of at most 125 bytes
-// (queued while connecting), as the seed's send-ping, without waiting for
+// (queued while connecting), as websocket-driver's send-ping, without waiting for
 // the answer: the peer's pong reaches OnPong. Ping sends one and waits for
 // its pong.
 func (c *Conn) SendPing(data []byte) error {
