@@ -31,8 +31,8 @@ func (e engineServer) addr() string { return e.s.Addr().String() }
 func (e engineServer) open() int    { return e.s.NumConns() }
 func (e engineServer) close()       { e.s.Close() }
 
-func startEngine(b *testing.B, lock bool) echoServer {
-	s, err := Listen("127.0.0.1:0", Config{Loops: envInt("EVLOOP_LOOPS", 0), LockOSThread: lock, OnData: echo})
+func startEngine(b *testing.B, blocking, lock bool) echoServer {
+	s, err := Listen("127.0.0.1:0", Config{Loops: envInt("EVLOOP_LOOPS", 0), BlockingWait: blocking, LockOSThread: lock, OnData: echo})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,6 +92,10 @@ type client struct {
 
 func startClient(b *testing.B, mode, addr string, conns int) *client {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if cpus := os.Getenv("EVLOOP_CLIENT_CPUS"); cpus != "" {
+		// The server may be pinned (taskset); the client runs elsewhere.
+		cmd = exec.Command("taskset", "-c", cpus, os.Args[0], "-test.run=^$")
+	}
 	cmd.Env = append(os.Environ(), clientEnv+"="+mode, "EVLOOP_ADDR="+addr, "EVLOOP_CONNS="+strconv.Itoa(conns))
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe()
@@ -131,8 +135,9 @@ func BenchmarkEchoCPU(b *testing.B) {
 		name  string
 		start func(*testing.B) echoServer
 	}{
-		{"engine", func(b *testing.B) echoServer { return startEngine(b, false) }},
-		{"engine-locked", func(b *testing.B) echoServer { return startEngine(b, true) }},
+		{"engine", func(b *testing.B) echoServer { return startEngine(b, false, false) }},
+		{"engine-blocking", func(b *testing.B) echoServer { return startEngine(b, true, false) }},
+		{"engine-blocking-locked", func(b *testing.B) echoServer { return startEngine(b, true, true) }},
 		{"floor", startFloor},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -174,12 +179,11 @@ func memNow() (heap, stack, sys uint64) {
 // another process. Run it with -benchtime=1x.
 func BenchmarkIdleMemory(b *testing.B) {
 	n := envInt("EVLOOP_IDLE_CONNS", 10000)
-	b.Logf("sizeof(Conn) = %d bytes", unsafe.Sizeof(Conn{}))
 	for _, tc := range []struct {
 		name  string
 		start func(*testing.B) echoServer
 	}{
-		{"engine", func(b *testing.B) echoServer { return startEngine(b, false) }},
+		{"engine", func(b *testing.B) echoServer { return startEngine(b, false, false) }},
 		{"floor", startFloor},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -203,6 +207,9 @@ func BenchmarkIdleMemory(b *testing.B) {
 			b.ReportMetric(per(stack0, stack1), "stack-B/conn")
 			b.ReportMetric(per(sys0, sys1), "sys-B/conn")
 			b.ReportMetric(per(uint64(rss0), uint64(rss1)), "rss-B/conn")
+			if tc.name == "engine" {
+				b.ReportMetric(float64(unsafe.Sizeof(Conn{})), "sizeof-Conn-B")
+			}
 		})
 	}
 }

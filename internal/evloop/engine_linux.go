@@ -3,6 +3,7 @@
 package evloop
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -96,6 +97,8 @@ func (s *Server) Close() error {
 
 func (s *Server) acceptLoop(raw syscall.RawConn) {
 	defer close(s.acc)
+	// accept never returns true: RawConn.Read calls it again whenever the
+	// listener is readable, until the listener is closed.
 	accept := func(fd uintptr) bool {
 		for {
 			nfd, err := accept4(int(fd))
@@ -106,7 +109,7 @@ func (s *Server) acceptLoop(raw syscall.RawConn) {
 				s.next = (s.next + 1) % len(s.loops)
 				l.add(nfd)
 			case syscall.EAGAIN:
-				return true // wait for the next connection
+				return false // RawConn.Read parks until the next connection
 			case syscall.ECONNABORTED:
 			case syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM:
 				// Out of descriptors or memory: the pending connection
@@ -119,10 +122,8 @@ func (s *Server) acceptLoop(raw syscall.RawConn) {
 			}
 		}
 	}
-	for {
-		if err := raw.Read(func(fd uintptr) bool { return accept(fd) }); err != nil {
-			return // the listener was closed
-		}
+	if err := raw.Read(accept); err != nil {
+		return // the listener was closed
 	}
 }
 
@@ -314,8 +315,16 @@ type loop struct {
 	events []syscall.EpollEvent
 	wheel  wheel
 	gen    uint32
-	taken  []int
-	todo   []*Conn
+
+	// When the loop parks in the runtime's poller (Config.BlockingWait
+	// off): the epoll set as a file, and the deadline set on it.
+	file     *os.File
+	raw      syscall.RawConn
+	deadline time.Time
+	got      int // events harvested by the last wait
+	harvest  func(fd uintptr) bool
+	taken    []int
+	todo     []*Conn
 }
 
 const wakeSlot = -1 // the epoll data of the wake-up eventfd
@@ -342,7 +351,11 @@ func newLoop(s *Server) (*loop, error) {
 }
 
 func (l *loop) closeFds() {
-	syscall.Close(l.epfd)
+	if l.file != nil {
+		l.file.Close() // owns epfd
+	} else {
+		syscall.Close(l.epfd)
+	}
 	syscall.Close(l.wakefd)
 }
 
@@ -381,14 +394,18 @@ func (l *loop) run() {
 		defer runtime.UnlockOSThread()
 	}
 	l.buf = make([]byte, l.s.cfg.ReadBufferSize)
-	for {
-		n, err := syscall.EpollWait(l.epfd, l.events, l.wheel.waitMillis())
-		if err != nil && err != syscall.EINTR {
-			slog.Error("evloop: epoll_wait failed", "err", os.NewSyscallError("epoll_wait", err))
-			n = 0
+	wait := l.waitBlocking
+	if !l.s.cfg.BlockingWait {
+		if err := l.joinRuntimePoller(); err != nil {
+			slog.Warn("evloop: blocking in epoll_wait instead", "err", err)
+		} else {
+			wait = l.waitParked
 		}
+	}
+	for {
+		n := wait()
 		wake := false
-		for _, ev := range l.events[:max(n, 0)] {
+		for _, ev := range l.events[:n] {
 			if ev.Fd == wakeSlot {
 				wake = true
 				continue
@@ -407,6 +424,58 @@ func (l *loop) run() {
 	}
 }
 
+// waitBlocking blocks the loop's thread in epoll_wait (Config.BlockingWait).
+func (l *loop) waitBlocking() int {
+	n, err := syscall.EpollWait(l.epfd, l.events, l.wheel.waitMillis())
+	if err != nil {
+		if err != syscall.EINTR {
+			slog.Error("evloop: epoll_wait failed", "err", os.NewSyscallError("epoll_wait", err))
+		}
+		return 0
+	}
+	return n
+}
+
+// joinRuntimePoller registers the epoll set with the runtime's poller (an
+// epoll set is readable when it has events), so that an idle loop parks
+// like any goroutine waiting for a socket instead of holding a thread in
+// a system call, which the runtime would hand its P away from.
+func (l *loop) joinRuntimePoller() error {
+	if err := syscall.SetNonblock(l.epfd, true); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	f := os.NewFile(uintptr(l.epfd), "evloop-epoll")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return err // f is not pollable and does not own epfd for closing
+	}
+	l.file, l.raw = f, raw
+	l.harvest = func(fd uintptr) bool {
+		l.got = epollWaitNow(int(fd), l.events)
+		return l.got > 0 // false: drained, park until the set is readable
+	}
+	return nil
+}
+
+// waitParked collects the ready events, parking in the runtime's poller
+// until there are some or the wheel's next tick.
+func (l *loop) waitParked() int {
+	var d time.Time
+	if l.wheel.count > 0 {
+		d = l.wheel.nextTick()
+	}
+	if !d.Equal(l.deadline) {
+		l.file.SetReadDeadline(d)
+		l.deadline = d
+	}
+	l.got = 0
+	if err := l.raw.Read(l.harvest); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		slog.Error("evloop: waiting for events failed", "err", err)
+		time.Sleep(10 * time.Millisecond) // do not spin
+	}
+	return l.got
+}
+
 // serve handles the events of c.
 func (l *loop) serve(c *Conn, events uint32) {
 	if events&syscall.EPOLLOUT != 0 {
@@ -419,7 +488,7 @@ func (l *loop) serve(c *Conn, events uint32) {
 		return
 	}
 	for {
-		n, err := syscall.Read(int(c.fd), l.buf)
+		n, err := read(int(c.fd), l.buf)
 		switch {
 		case n > 0:
 			l.s.cfg.OnData(c, l.buf[:n])

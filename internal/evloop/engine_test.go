@@ -32,8 +32,12 @@ func (r *closed) next(t *testing.T) error {
 	}
 }
 
+// blockingWait makes listen set Config.BlockingWait (TestBlockingWait).
+var blockingWait bool
+
 func listen(t *testing.T, cfg Config) *Server {
 	t.Helper()
+	cfg.BlockingWait = blockingWait
 	if cfg.OnData == nil {
 		cfg.OnData = func(c *Conn, b []byte) {}
 	}
@@ -366,5 +370,28 @@ func TestServerClose(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", s.Addr().String(), wait); err == nil {
 		t.Fatal("still accepting")
+	}
+}
+
+// TestBlockingWait runs the tests again with loops that block in
+// epoll_wait instead of parking in the runtime's poller.
+func TestBlockingWait(t *testing.T) {
+	if !hasWriteQueue {
+		t.Skip("the portable fallback has no loops")
+	}
+	blockingWait = true
+	defer func() { blockingWait = false }()
+	for name, f := range map[string]func(*testing.T){
+		"Echo":            TestEchoManyConnections,
+		"SlowReader":      TestSlowReader,
+		"WriteQueueFull":  TestWriteQueueFull,
+		"CloseFromServer": TestCloseFromServer,
+		"CloseFromClient": TestCloseFromClient,
+		"CloseFromOther":  TestCloseFromOtherGoroutine,
+		"ManyWriters":     TestWritesFromManyGoroutines,
+		"Timeout":         TestTimeout,
+		"ServerClose":     TestServerClose,
+	} {
+		t.Run(name, f)
 	}
 }

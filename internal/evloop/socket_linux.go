@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"unsafe"
 )
 
 // listenTCP makes a non-blocking, close-on-exec listening socket for
@@ -41,7 +42,9 @@ func listenTCP(addr string) (int, net.Addr, error) {
 	if err := syscall.Bind(fd, sa); err != nil {
 		return fail("bind", err)
 	}
-	if err := syscall.Listen(fd, syscall.SOMAXCONN); err != nil {
+	// syscall.SOMAXCONN is 128, too few for a burst of connections; the
+	// kernel caps the backlog at net.core.somaxconn.
+	if err := syscall.Listen(fd, 65535); err != nil {
 		return fail("listen", err)
 	}
 	got, err := syscall.Getsockname(fd)
@@ -99,19 +102,43 @@ func drainEventfd(fd int) {
 	syscall.Read(fd, b[:])
 }
 
+// The sockets are non-blocking, so their reads and writes are made as
+// raw system calls: the runtime need not prepare for the thread to block.
+
 // write writes b to fd, retrying on EINTR; EAGAIN is (0, nil).
 func write(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
 	for {
-		n, err := syscall.Write(fd, b)
-		switch err {
-		case nil:
-			return n, nil
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch errno {
+		case 0:
+			return int(n), nil
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
 			return 0, nil
 		}
-		return 0, err
+		return 0, errno
 	}
 }
 
+// read reads into b from fd; errors as syscall.Read's.
+func read(fd int, b []byte) (int, error) {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
+}
+
+// epollWaitNow collects the ready events of the epoll set epfd without
+// waiting (epoll_pwait, which every architecture has).
+func epollWaitNow(epfd int, events []syscall.EpollEvent) int {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if errno != 0 {
+		return 0
+	}
+	return int(n)
+}

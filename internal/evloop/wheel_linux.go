@@ -41,6 +41,11 @@ func (w *wheel) waitMillis() int {
 	return int(max(ms, 0))
 }
 
+// nextTick returns the time of the next tick.
+func (w *wheel) nextTick() time.Time {
+	return w.start.Add(time.Duration(w.now+1) * w.res)
+}
+
 func (w *wheel) schedule(c *Conn, d time.Duration) {
 	if w.count == 0 {
 		w.now = w.tick() // the wheel was idle: catch up without walking it
