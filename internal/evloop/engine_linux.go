@@ -78,7 +78,8 @@ func (s *Server) Addr() net.Addr { return s.addr }
 func (s *Server) NumConns() int { return int(s.conns.Load()) }
 
 // Close stops accepting, closes every open connection (OnClose gets
-// ErrServerClosed) and returns when the loops have ended.
+// ErrServerClosed) and returns when the loops have ended. It must not be
+// called from a callback, which runs on a loop it would wait for.
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
@@ -259,7 +260,8 @@ func (c *Conn) notifyLocked() {
 // Close closes the connection after the bytes already queued are sent
 // (or the peer stops taking them; MaxWriteQueue does not apply then, so
 // the backend should also set a timeout). OnClose follows with a nil
-// error. It may be called more than once.
+// error. Bytes the loop reads before the close takes effect (at its next
+// wake-up) are still given to OnData. It may be called more than once.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
