@@ -183,6 +183,24 @@
 // version other than 13, 405 for a method other than GET) with the reason in
 // the body; nothing a peer sends makes the library panic.
 //
+// # HTTP/2
+//
+// Accept and NewServer also answer WebSockets over HTTP/2 (RFC 8441): a
+// browser that loaded the page over HTTP/2 then opens its WebSockets as
+// streams of that connection, with no TCP or TLS handshake of their own.
+// The handshake policy and the options are the same; the stream ends when
+// the handler returns, so a handler must not return before its connection
+// is done (Start does not return before then over HTTP/2). net/http
+// (Go 1.26) advertises extended CONNECT only when the process starts with
+// GODEBUG=http2xconnect=1 in its environment: it reads it once at start-up,
+// so neither a //go:debug line nor os.Setenv turns it on (a program may
+// re-execute itself with the variable set). Without it browsers open their
+// WebSockets over HTTP/1.1 on separate connections, as they always did.
+// http.Server's HTTP2.MaxConcurrentStreams (default 250) bounds the
+// WebSockets one HTTP/2 connection carries. A client dials over HTTP/2
+// with ClientOptions.HTTP2, an HTTP2Client that shares one connection per
+// origin and falls back to HTTP/1.1 where the server does not allow it.
+//
 // # Design
 //
 // The protocol itself lives in a sans-I/O core: a decoder that is fed bytes
