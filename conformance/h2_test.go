@@ -139,7 +139,7 @@ func resetAsECONNRESET(err error) error {
 }
 
 func (s *streamEnd) Write(p []byte) (int, error) { return s.write(p) }
-func (s *streamEnd) CloseWrite() error          { return s.closeWrite() }
+func (s *streamEnd) CloseWrite() error           { return s.closeWrite() }
 
 func (s *streamEnd) Close() error {
 	s.closing.Do(func() {
