@@ -144,6 +144,9 @@ func TestHTTP2ServerWithGoClient(t *testing.T) {
 	if _, err := pw.Write(masked(0x8, []byte{0x03, 0xe8})); err != nil {
 		t.Fatal(err)
 	}
+	// Like browsers, end our half once the close frame is out; the server
+	// ends the stream once it has seen that (its echo of the close first).
+	pw.Close()
 	rest, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("reading to the end of the stream: %v", err)
@@ -151,7 +154,6 @@ func TestHTTP2ServerWithGoClient(t *testing.T) {
 	if want := []byte{0x88, 2, 0x03, 0xe8}; !bytes.Equal(rest, want) {
 		t.Fatalf("after the close frame: %x, want %x (then END_STREAM)", rest, want)
 	}
-	pw.Close()
 	if r := s.requests(); len(r) != 1 || r[0] != "HTTP/2.0 CONNECT websocket" {
 		t.Errorf("server saw %q", r)
 	}

@@ -47,7 +47,6 @@ type streamConn struct {
 	closed      atomic.Bool
 	closedCh    chan struct{}
 	writeBusy   atomic.Bool
-	writeClosed atomic.Bool // server: CloseWrite was called (see CloseWrite)
 
 	// Reading. A body's Read cannot be interrupted without ending the
 	// stream, but a read deadline must not harm the connection (a read
@@ -122,9 +121,6 @@ func (s *streamConn) Read(p []byte) (int, error) {
 	}
 	if s.rerr != nil {
 		return 0, s.rerr
-	}
-	if s.writeClosed.Load() {
-		return 0, io.EOF // see CloseWrite
 	}
 	if s.closed.Load() {
 		return 0, net.ErrClosed
@@ -260,17 +256,18 @@ func (s *streamConn) interruptWrite() {
 	}
 }
 
-// CloseWrite ends our half of the stream. A client sends END_STREAM and
-// goes on reading until the server ends the stream, as RFC 6455 wants a
-// client to let the server close first. A server cannot end its half
-// before its handler returns, which it does once the connection is done:
-// its reads then report io.EOF at once, so that the closing handshake does
-// not wait for a client that waits for the server.
+// CloseWrite ends our half of the stream, for the polite close (see
+// Conn.linger). A client sends END_STREAM and goes on reading until the
+// server ends the stream, as RFC 6455 wants a client to let the server
+// close first. A server cannot end its half before its handler returns,
+// which it does once the connection is done: it goes on reading until the
+// client's END_STREAM (clients end their half after the closing
+// handshake) or the close timeout, as it waits for the client's FIN on
+// TCP, so that the stream ends with END_STREAM both ways and no reset.
 func (s *streamConn) CloseWrite() error {
 	if s.pw != nil {
 		return s.pw.Close()
 	}
-	s.writeClosed.Store(true)
 	return nil
 }
 

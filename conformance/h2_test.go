@@ -218,6 +218,7 @@ func openServerConnHTTP2(t *testing.T, srv *httptest.Server, name string, deflat
 		cancel()
 	})
 	p := newRawPeer(end, bufio.NewReader(end), true, seedOf(name))
+	p.endAfterClose = true
 	if deflate {
 		setupDeflatePeer(t, p, resp.Header.Values("Sec-WebSocket-Extensions"), nt)
 	}

@@ -223,6 +223,12 @@ func finishClose(t *testing.T, p *rawPeer, c tcase, code uint16, sentClose bool)
 		// connection, so a write error here is not a defect.
 		p.startSend([]frame{closeF(reply, "")}, splitNone)
 	}
+	if p.endAfterClose && !c.noReply {
+		// An HTTP/2 client ends its half of the stream once the closing
+		// handshake is done (browsers, Node, the library's client do).
+		p.waitSend()
+		p.conn.(interface{ CloseWrite() error }).CloseWrite()
+	}
 	if p.isClient || c.noReply || c.waitEOF {
 		// The server closes TCP first (RFC 6455 7.1.1); a client that got no
 		// answer must give up after its close timeout.
