@@ -42,11 +42,11 @@ type streamConn struct {
 	pw     *io.PipeWriter
 	cancel context.CancelFunc
 
-	life        sync.RWMutex
-	closeOnce   sync.Once
-	closed      atomic.Bool
-	closedCh    chan struct{}
-	writeBusy   atomic.Bool
+	life      sync.RWMutex
+	closeOnce sync.Once
+	closed    atomic.Bool
+	closedCh  chan struct{}
+	writeBusy atomic.Bool
 
 	// Reading. A body's Read cannot be interrupted without ending the
 	// stream, but a read deadline must not harm the connection (a read
