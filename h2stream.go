@@ -49,10 +49,16 @@ type streamConn struct {
 	writeBusy atomic.Bool
 
 	// Reading. A body's Read cannot be interrupted without ending the
-	// stream, but a read deadline must not harm the connection (a read
-	// whose context ends before a message starts is retried), so one
-	// goroutine, started by the first Read, reads the body ahead into buf
-	// and hands each piece over on got; consumed gives buf back.
+	// stream. Reads that nothing interrupts (the event loop's, or blocking
+	// reads with a context that cannot end) read the body directly, and a
+	// deadline that passes then breaks the stream, which only the closing
+	// handshake's last read uses. But a read whose context ends before a
+	// message starts must leave the connection intact, so once a read with
+	// such a context comes (see interruptibleReads), one goroutine reads
+	// the body ahead into buf and hands each piece over on got; consumed
+	// gives buf back; Read then waits for a piece or the deadline.
+	pumping  atomic.Bool
+	timedOut atomic.Bool // a deadline broke a direct read
 	pumpOnce sync.Once
 	got      chan readPiece
 	consumed chan struct{}
@@ -74,7 +80,7 @@ func newStreamConn(body io.ReadCloser) *streamConn {
 		got:      make(chan readPiece),
 		consumed: make(chan struct{}, 1),
 	}
-	s.rdl.init(nil)
+	s.rdl.init(s.readDeadlinePassed)
 	s.wdl.init(s.writeDeadlinePassed)
 	return s
 }
@@ -125,6 +131,19 @@ func (s *streamConn) Read(p []byte) (int, error) {
 	if s.closed.Load() {
 		return 0, net.ErrClosed
 	}
+	if !s.pumping.Load() {
+		n, err := s.body.Read(p)
+		if err != nil {
+			switch {
+			case s.timedOut.Load():
+				err = os.ErrDeadlineExceeded
+			case s.closed.Load():
+				err = net.ErrClosed
+			}
+			s.rerr = err
+		}
+		return n, err
+	}
 	s.pumpOnce.Do(func() {
 		s.buf = make([]byte, streamReadSize)
 		go s.pump()
@@ -149,6 +168,24 @@ func (s *streamConn) Read(p []byte) (int, error) {
 		return 0, os.ErrDeadlineExceeded
 	case <-s.closedCh:
 		return 0, net.ErrClosed
+	}
+}
+
+// interruptibleReads makes the reads from now on wait through the read-ahead
+// goroutine, so that a deadline ends a read without harming the stream.
+// Only the reader calls it, between reads (startIO, for a read whose
+// context can end).
+func (s *streamConn) interruptibleReads() {
+	if !s.pumping.Load() {
+		s.pumping.Store(true)
+	}
+}
+
+// readDeadlinePassed breaks a direct read, which nothing else can end.
+func (s *streamConn) readDeadlinePassed() {
+	if !s.pumping.Load() {
+		s.timedOut.Store(true)
+		s.body.Close()
 	}
 }
 
@@ -310,7 +347,8 @@ func (s *streamConn) SetDeadline(t time.Time) error {
 }
 
 // SetReadDeadline bounds Read; a read that times out leaves the stream
-// intact.
+// intact once reads go through the read-ahead goroutine, and breaks it
+// before (see interruptibleReads).
 func (s *streamConn) SetReadDeadline(t time.Time) error { s.rdl.set(t); return nil }
 
 // SetWriteDeadline bounds Write; a write still blocked when it passes
