@@ -115,8 +115,8 @@ func serve(mode string) {
 		log.Fatal(err)
 	}
 	srv := &http.Server{
-		Handler:   mux,
-		HTTP2:     &http.HTTP2Config{MaxConcurrentStreams: 100000},
+		Handler: mux,
+		HTTP2:   &http.HTTP2Config{MaxConcurrentStreams: 100000},
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateNew {
 				conns.Add(1)
