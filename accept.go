@@ -78,6 +78,24 @@ type ServerOptions struct {
 	// its Reason, or else with 403 Forbidden and the error's text. It must
 	// not keep r.
 	Authorize func(r *http.Request) error
+
+	// WriteTimeout bounds every write of a frame or message (Send*, Write,
+	// WritePrepared, each fragment of a NextWriter, control frames), on top
+	// of any context deadline: the earlier wins. A write that hits it
+	// returns ErrWriteTimeout and drops the connection. 0 means
+	// DefaultWriteTimeout; a negative value means no bound.
+	WriteTimeout time.Duration
+
+	// PingInterval turns keepalive on: a ping is sent every PingInterval,
+	// and a peer from which nothing arrives within PongTimeout of a ping is
+	// dropped with StatusAbnormalClosure and ErrPongTimeout (see
+	// "Keepalive" in the package documentation). 0, the default, leaves it
+	// off.
+	PingInterval time.Duration
+
+	// PongTimeout is how long after a keepalive ping the peer has to show
+	// it is alive; 0 means PingInterval. Unused without PingInterval.
+	PongTimeout time.Duration
 }
 
 // NewServer returns the server side of a connection for the handshake
@@ -96,6 +114,7 @@ func NewServer(w http.ResponseWriter, r *http.Request, opts *ServerOptions) *Con
 	}
 	c := newConn(false, opts.MaxLength, opts.CloseTimeout)
 	c.borrow, c.logger = opts.BorrowMessageData, opts.Logger
+	c.configureBounds(opts.WriteTimeout, opts.PingInterval, opts.PongTimeout)
 	c.hs = &handshakeInputs{w: w, r: r, serverOpt: *opts}
 	return c
 }

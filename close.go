@@ -82,7 +82,15 @@ func (c StatusCode) validOnWire() bool {
 type CloseError struct {
 	Code   StatusCode
 	Reason string
+
+	// err is the library's cause of a 1006 it decided on itself, such as
+	// ErrWriteTimeout or ErrPongTimeout, so that errors.Is finds it.
+	err error
 }
+
+// Unwrap returns the cause of a drop the library decided on (ErrWriteTimeout,
+// ErrPongTimeout), or nil.
+func (e *CloseError) Unwrap() error { return e.err }
 
 // Error describes the close code and reason.
 func (e *CloseError) Error() string {
@@ -189,7 +197,10 @@ func checkCloseArgs(code StatusCode, reason string) error {
 // handshake is under way it waits for it. Close before the connection
 // opened (even while Start is dialing or answering the handshake, from
 // another goroutine) ends it: Start then returns an error wrapping
-// ErrClosed and the network connection is closed.
+// ErrClosed and the network connection is closed. If another goroutine's
+// write is stuck on a peer that does not read, the close frame waits for it
+// at most the write timeout (or the close timeout, if shorter); the
+// connection is then dropped and Close returns ErrClosed.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	if err := checkCloseArgs(code, reason); err != nil {
 		return err

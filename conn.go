@@ -153,6 +153,11 @@ type Conn struct {
 	pendingMu sync.Mutex
 	pending   []pendingSend // sends made while connecting
 	flushed   bool
+
+	// Bounds on writes (write.go) and keepalive (keepalive.go).
+	writeTimeout time.Duration // <0: none
+	wdl          time.Duration // the write deadline armed last, since monoEpoch; 0 if none; under frameMu
+	ka           keepalive
 }
 
 // handshakeInputs is what NewServer and NewClient keep for the handshake.
@@ -178,6 +183,7 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 		readSem:      make(chan struct{}, 1),
 		msgSem:       make(chan struct{}, 1),
 		done:         make(chan struct{}),
+		writeTimeout: DefaultWriteTimeout,
 	}
 	c.dec.expectMasked = !client
 	c.dec.maxLength = maxLength
@@ -205,6 +211,7 @@ func (c *Conn) opened(nc net.Conn, buffered []byte) error {
 		}
 		return fmt.Errorf("%w during the opening handshake: %w", ErrClosed, c.closeErr)
 	}
+	c.startKeepalive()
 	return nil
 }
 
@@ -288,6 +295,7 @@ func (c *Conn) finish(err error) {
 			c.closeTimer.Stop()
 		}
 		c.closeMu.Unlock()
+		c.stopKeepalive()
 		if wasOpen {
 			c.releaseDeflate()
 		}

@@ -64,13 +64,25 @@ type ClientOptions struct {
 	// means slog.Default().
 	Logger *slog.Logger
 
+	// WriteTimeout bounds every write, as in ServerOptions.
+	WriteTimeout time.Duration
+
+	// PingInterval turns keepalive on, as in ServerOptions; 0 leaves it
+	// off.
+	PingInterval time.Duration
+
+	// PongTimeout is how long a keepalive ping waits for a sign of life, as
+	// in ServerOptions; 0 means PingInterval.
+	PongTimeout time.Duration
+
 	// HTTP2, when set, carries wss:// connections over HTTP/2 (RFC 8441)
-	// where the server allows it, on the HTTP/2 connections that the
-	// HTTP2Client shares between all the Dials given it: many WebSockets
-	// to one origin then share one TCP and TLS connection. Where the
-	// server does not speak HTTP/2 or does not advertise extended CONNECT,
-	// or when a proxy is to be used, the connection is made over HTTP/1.1
-	// as without it. nil means HTTP/1.1 only; ws:// URLs always use it.
+	// where the server allows it, as streams of the HTTP/2 connections
+	// that the HTTP2Client shares between all the Dials given it: many
+	// WebSockets to one origin then share one TCP and TLS connection
+	// (opened with these options' TLSConfig, NetDialContext and Proxy).
+	// Where the server does not speak HTTP/2 or does not advertise
+	// extended CONNECT, the connection is made over HTTP/1.1 as without
+	// it. nil means HTTP/1.1 only; ws:// URLs always use it.
 	HTTP2 *HTTP2Client
 }
 
@@ -83,6 +95,7 @@ func NewClient(url string, opts *ClientOptions) *Conn {
 	}
 	c := newConn(true, opts.MaxLength, opts.CloseTimeout)
 	c.borrow, c.logger = opts.BorrowMessageData, opts.Logger
+	c.configureBounds(opts.WriteTimeout, opts.PingInterval, opts.PongTimeout)
 	c.hs = &handshakeInputs{url: url, clientOpt: *opts}
 	return c
 }

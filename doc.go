@@ -81,7 +81,7 @@
 //
 // # Concurrency
 //
-// Every sending method (Send, SendText, SendBinary, Ping, Write,
+// Every sending method (Send, SendText, SendBinary, SendPing, Ping, Write,
 // WritePrepared, NextWriter, Close, CloseNow) is safe to call from any
 // number of goroutines: whole messages go out one at a time, and control
 // frames (pings, pongs, close) may go between the fragments of a message
@@ -118,6 +118,36 @@
 // unharmed, because the protocol core keeps every byte it has been given.
 // A context that ends in the middle of a message, or of a write, drops the
 // connection, since the stream can no longer be resumed.
+//
+// # Write timeout
+//
+// Every write (Send, SendText, SendBinary, SendPing, Ping, Write,
+// WritePrepared, each fragment of a NextWriter, the pongs and close frames
+// the library sends) is bounded by WriteTimeout (DefaultWriteTimeout, 10 s,
+// unless the options say otherwise), and by the context of the methods
+// that take one: the earlier wins. Write(ctx, typ, p) is the context
+// variant of SendText and SendBinary. A write to a peer that stopped
+// reading returns ErrWriteTimeout (errors.Is(err, os.ErrDeadlineExceeded)
+// holds too) and drops the connection, since a frame is then half-sent:
+// later calls return ErrClosed, reads and OnClose report
+// StatusAbnormalClosure, and Close called meanwhile returns within the
+// write timeout (or the close timeout, if shorter).
+//
+// # Keepalive
+//
+// A peer that vanished without closing TCP looks idle for ever. With
+// PingInterval set (it is off by default: a program using the blocking API
+// that does not always have a Read waiting would see its healthy
+// connections dropped), the connection sends a ping every interval and
+// drops the peer, with StatusAbnormalClosure, a reason naming the missing
+// pong and ErrPongTimeout, when nothing at all arrives within PongTimeout
+// (default: PingInterval) of a ping. Any byte received counts as a sign of
+// life, so a pong queued behind a large message does not condemn a slow
+// but healthy peer. Pongs are seen only while the connection is read: the
+// event loop always reads (a parked loop is woken by the pong, and the
+// schedule is a runtime timer, not a goroutine), while with the blocking
+// API a goroutine must be in Read, ReadMessage or NextReader. Ping(ctx)
+// sends one ping and returns the round trip once its pong arrives.
 //
 // # Compression
 //

@@ -196,6 +196,9 @@ func (c *Conn) serveEvents() {
 		if err != nil {
 			break
 		}
+		if typ == 0 {
+			continue // a ping or pong only: wait where the loop can park
+		}
 		// More bytes already read means more messages are probably
 		// waiting: what the handlers send goes out in one write once they
 		// have run (see sendLocked).
@@ -256,7 +259,9 @@ type pendingSend struct {
 
 // Send sends v as a message: a string as text, a []byte as binary. Before
 // the connection is open the message is queued and sent once it opens, as
-// the seed's send does. Send is safe for concurrent use.
+// the seed's send does. Send is safe for concurrent use. Once open, the
+// send is bounded by the write timeout (ErrWriteTimeout); Write is the
+// variant that takes a context.
 func (c *Conn) Send(v any) error {
 	switch v := v.(type) {
 	case string:
@@ -267,15 +272,20 @@ func (c *Conn) Send(v any) error {
 	return fmt.Errorf("websocket: Send takes a string or a []byte, not %T", v)
 }
 
-// SendText sends s as a text message (queued while connecting).
+// SendText sends s as a text message (queued while connecting), bounded by
+// the write timeout; Write(ctx, TextMessage, p) is its context variant.
 func (c *Conn) SendText(s string) error { return c.send(opText, []byte(s)) }
 
-// SendBinary sends b as a binary message (queued while connecting).
+// SendBinary sends b as a binary message (queued while connecting), bounded
+// by the write timeout; Write(ctx, BinaryMessage, b) is its context
+// variant.
 func (c *Conn) SendBinary(b []byte) error { return c.send(opBinary, b) }
 
-// Ping sends a ping with an optional payload of at most 125 bytes (queued
-// while connecting). The peer's pong reaches OnPong.
-func (c *Conn) Ping(data []byte) error {
+// SendPing sends a ping with an optional payload of at most 125 bytes
+// (queued while connecting), as the seed's send-ping, without waiting for
+// the answer: the peer's pong reaches OnPong. Ping sends one and waits for
+// its pong.
+func (c *Conn) SendPing(data []byte) error {
 	if len(data) > maxControlPayload {
 		return fmt.Errorf("websocket: ping payload is %d bytes, the limit is %d", len(data), maxControlPayload)
 	}

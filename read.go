@@ -60,6 +60,7 @@ func (c *Conn) beforeWait() error {
 func (c *Conn) filled(n int, err error) error {
 	c.rpos, c.rend = 0, n
 	if n > 0 {
+		c.heardFromPeer()
 		return nil // an error comes back on the next read
 	}
 	if err == nil {
@@ -79,6 +80,7 @@ func (c *Conn) handleEvent(ev event) (event, error) {
 		c.writeControl(opPong, ev.data) // a failure surfaces on the next read or write
 		c.firePing(ev.data)
 	case eventPong:
+		c.pongReceived(ev.data)
 		c.firePong(ev.data)
 	case eventClose:
 		return event{}, c.receiveClose(ev.code, ev.reason)
@@ -206,6 +208,8 @@ func (c *Conn) readMessage(ctx context.Context, buf []byte) (MessageType, []byte
 // the read buffer, is returned in place (msg aliases the read buffer,
 // unmasked and validated there), others are assembled in buf. kept is the
 // buffer to reuse.
+// Type 0 with no error means only control frames came and the read buffer
+// is drained: the loop should wait for the next message where it may park.
 func (c *Conn) readEventMessage(buf []byte) (typ MessageType, msg, kept []byte, err error) {
 	ctx := context.Background()
 	for {
@@ -214,6 +218,9 @@ func (c *Conn) readEventMessage(buf []byte) (typ MessageType, msg, kept []byte, 
 			return 0, nil, buf, err
 		}
 		if ev.kind != eventData {
+			if c.rpos == c.rend && c.polled() {
+				return 0, nil, buf, nil
+			}
 			continue
 		}
 		if ev.compressed {
@@ -302,6 +309,9 @@ func (c *Conn) fillDirect(ctx context.Context, dst []byte) (int, event, error) {
 	}
 	n, err := c.netConn.Read(dst)
 	err = g.end(err)
+	if n > 0 {
+		c.heardFromPeer()
+	}
 	if n == 0 {
 		if err == nil || isContextErr(err) {
 			return 0, event{}, err

@@ -15,6 +15,8 @@ need=()
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
 [ -x /usr/bin/tinyproxy ] || need+=(tinyproxy-bin)
 [ -x /usr/bin/microsocks ] || need+=(microsocks)
+[ -x /usr/bin/certutil ] || need+=(libnss3-tools)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
@@ -26,4 +28,9 @@ fi
 if [ -f interop/node/package.json ] && [ ! -d interop/node/node_modules/ws ]; then
   echo "install-deps: npm ci in interop/node"
   (cd interop/node && npm ci --no-audit --no-fund --silent)
+fi
+
+if [ -f cmd/chat/testdata/wscat/package.json ] && [ ! -d cmd/chat/testdata/wscat/node_modules/wscat ]; then
+  echo "install-deps: npm ci in cmd/chat/testdata/wscat"
+  (cd cmd/chat/testdata/wscat && npm ci --no-audit --no-fund --silent)
 fi

@@ -91,6 +91,12 @@ type ConnectOptions struct {
 	Since    uint64
 	HasSince bool
 	Remote   string // for logs
+	// Verified says Nick is the user's signed-in identity: it is used as
+	// is (the same user may connect more than once) and cannot be changed
+	// with /nick.
+	Verified bool
+	// Rooms, when not nil, are the only rooms the user may /join.
+	Rooms []string
 }
 
 // Connect registers conn, gives it a nickname, starts its writer and joins
@@ -111,6 +117,8 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 		cancel:     cancel,
 		writerDone: make(chan struct{}),
 		remote:     o.Remote,
+		verified:   o.Verified,
+		rooms:      o.Rooms,
 	}
 	c.Alive()
 
@@ -122,7 +130,13 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 	}
 	var refused string
 	nick := o.Nick
-	if nick != "" {
+	if o.Verified {
+		// Signed in: the name is the user's; nobody else can hold it,
+		// because everyone's name comes from their own token.
+		if h.nicks[strings.ToLower(nick)] == nil {
+			h.nicks[strings.ToLower(nick)] = c
+		}
+	} else if nick != "" {
 		if err := ValidNick(nick); err != nil {
 			refused = err.Error()
 			nick = ""
@@ -140,7 +154,9 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 		}
 	}
 	c.setNick(nick)
-	h.nicks[strings.ToLower(nick)] = c
+	if !o.Verified {
+		h.nicks[strings.ToLower(nick)] = c
+	}
 	h.clients[c] = struct{}{}
 	h.wg.Add(2) // the client until Disconnected, and its writer
 	h.mu.Unlock()
