@@ -454,3 +454,57 @@ func TestHTTP2CloseNow(t *testing.T) {
 		t.Fatalf("server read after the client's CloseNow: %v", err)
 	}
 }
+
+// TestHTTP2WriteTimeout: a server writing to a client that reads nothing
+// blocks on HTTP/2 flow control; ServerOptions.WriteTimeout ends the write
+// by resetting the stream, and the handler can return.
+func TestHTTP2WriteTimeout(t *testing.T) {
+	result := make(chan error, 1)
+	s := newH2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &ServerOptions{WriteTimeout: 300 * time.Millisecond})
+		if err != nil {
+			result <- err
+			return
+		}
+		msg := make([]byte, 1<<20)
+		for range 64 { // far more than the stream's flow-control window
+			if err = c.Write(context.Background(), BinaryMessage, msg); err != nil {
+				break
+			}
+		}
+		result <- err
+	})
+	c := dialTest(t, s.wsURL(), s.opts(s.h2Client(t)))
+	err := wait(t, result, "the server's write to time out")
+	if !errors.Is(err, ErrWriteTimeout) {
+		t.Fatalf("server write: %v, want ErrWriteTimeout", err)
+	}
+	c.CloseNow()
+}
+
+// TestHTTP2ClientEvents runs a client with the event API over HTTP/2: its
+// event loop reads the stream on its own goroutine while Start has returned.
+func TestHTTP2ClientEvents(t *testing.T) {
+	s := newH2Server(t, echoHandler(nil))
+	ws := NewClient(s.wsURL(), s.opts(s.h2Client(t)))
+	got := make(chan string, 4)
+	closed := make(chan StatusCode, 1)
+	ws.OnMessage(func(m Message) {
+		got <- m.Text()
+		if m.Text() == "two" {
+			ws.Close(StatusNormalClosure, "")
+		}
+	})
+	ws.OnClose(func(code StatusCode, _ string) { closed <- code })
+	ws.SendText("one") // queued until open
+	if err := ws.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ws.SendText("two")
+	if a, b := wait(t, got, "echo one"), wait(t, got, "echo two"); a != "one" || b != "two" {
+		t.Fatalf("echoes %q %q", a, b)
+	}
+	if code := wait(t, closed, "OnClose"); code != StatusNormalClosure {
+		t.Fatalf("OnClose %v", code)
+	}
+}
