@@ -24,6 +24,12 @@ import (
 // CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL), is dialled over HTTP/1.1
 // instead, and not tried over HTTP/2 again for a minute. The zero value is
 // ready to use; it is safe for concurrent use.
+//
+// It sends the extended CONNECT through net/http's HTTP/2 client, whose
+// public RoundTrip refuses the :protocol pseudo-header; Go 1.26 hands out
+// the connection-level round tripper that sends it (see init). Where that
+// is not available (Go 1.27 made it a stub), every Dial falls back to
+// HTTP/1.1.
 type HTTP2Client struct {
 	once    sync.Once
 	t1      *http.Transport                                       // owns the HTTP/2 connection pool
@@ -138,7 +144,9 @@ func (c *Conn) dialStream(ctx context.Context, u *url.URL, addr string, opts *Cl
 		return resp, true, nil, err
 	}
 	// HTTP/2 without extended CONNECT: SETTINGS_ENABLE_CONNECT_PROTOCOL
-	// was not in the server's first SETTINGS frame.
+	// was not in the server's first SETTINGS frame (or net/http would not
+	// send it, see HTTP2Client). The connection is of no use to us.
+	tlsConn.Close()
 	h.rememberHTTP1(addr)
 	c.logDebug("websocket: no WebSocket over HTTP/2, dialling HTTP/1.1", "origin", addr, "error", err)
 	return nil, false, nil, nil
