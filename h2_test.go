@@ -508,3 +508,34 @@ func TestHTTP2ClientEvents(t *testing.T) {
 		t.Fatalf("OnClose %v", code)
 	}
 }
+
+// TestHTTP2ClientRequest checks the client's extended CONNECT against RFC
+// 8441 §4 and §5: :protocol websocket, Sec-WebSocket-Version 13, the
+// offers, and none of HTTP/1.1's Connection, Upgrade or Sec-WebSocket-Key.
+func TestHTTP2ClientRequest(t *testing.T) {
+	got := make(chan http.Header, 1)
+	s := newH2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+		echoHandler(&ServerOptions{Protocols: []string{"b"}})(w, r)
+	})
+	opts := s.opts(s.h2Client(t))
+	opts.Protocols = []string{"a", "b"}
+	opts.Compression = &CompressionOptions{}
+	opts.Header = http.Header{"Origin": {s.URL}, "Upgrade": {"h2c"}, "Connection": {"close"}}
+	c := dialTest(t, s.wsURL(), opts)
+	h := wait(t, got, "the request")
+	if h.Get(":protocol") != "websocket" || h.Get("Sec-WebSocket-Version") != "13" ||
+		h.Get("Sec-WebSocket-Protocol") != "a, b" || !strings.HasPrefix(h.Get("Sec-WebSocket-Extensions"), "permessage-deflate") ||
+		h.Get("Origin") != s.URL {
+		t.Fatalf("request headers %v", h)
+	}
+	for _, name := range []string{"Connection", "Upgrade", "Sec-WebSocket-Key"} {
+		if v, ok := h[name]; ok {
+			t.Errorf("request has %s: %q", name, v)
+		}
+	}
+	if c.Protocol() != "b" {
+		t.Errorf("subprotocol %q", c.Protocol())
+	}
+	c.Close(StatusNormalClosure, "")
+}
