@@ -132,6 +132,11 @@ func NewServer(w http.ResponseWriter, r *http.Request, opts *ServerOptions) *Con
 // and all its headers stay in memory that long. Bound them with the
 // http.Server's MaxHeaderBytes (net/http's default is 1 MB), or run the
 // connection from a function that does not hold r.
+//
+// Accept also answers a WebSocket over HTTP/2 (an extended CONNECT, RFC
+// 8441) with the same options and policy; the connection then travels on
+// the request's stream, which net/http ends when the handler returns: the
+// handler must not return before the connection is done (see Done).
 func Accept(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*Conn, error) {
 	c := NewServer(w, r, opts)
 	if err := c.accept(); err != nil {
@@ -152,39 +157,94 @@ func refuse(w http.ResponseWriter, status int, reason string, header ...string) 
 	return &HandshakeError{StatusCode: status, Reason: reason}
 }
 
-// accept checks the handshake request (RFC 6455 §4.2.1), takes over the
-// TCP connection from net/http and sends the 101 response (§4.2.2).
+// handshakeReply is what the server answers an acceptable opening
+// handshake with, whatever carries it: checkHandshake decides it, and the
+// transport (hijackHTTP1 or acceptStream) puts it on the wire.
+type handshakeReply struct {
+	key        string // the client's Sec-WebSocket-Key (HTTP/1.1 only)
+	extensions string // the Sec-WebSocket-Extensions answer, or ""
+	header     http.Header
+	stream     bool // an HTTP/2 extended CONNECT (RFC 8441)
+}
+
+// accept answers the handshake request: one policy (checkHandshake) for
+// every transport, then the transport step, which takes over the TCP
+// connection for HTTP/1.1 (RFC 6455 §4.2.2) or the request's stream for
+// HTTP/2 (RFC 8441 §5).
 func (c *Conn) accept() error {
 	hs := c.hs
 	c.hs = nil
-	w, r, opts := hs.w, hs.r, &hs.serverOpt
-	if r.Method != http.MethodGet {
-		return refuse(w, http.StatusMethodNotAllowed, "handshake method must be GET, not "+r.Method, "Allow", http.MethodGet)
+	w, r := hs.w, hs.r
+	reply, refused := c.checkHandshake(r, &hs.serverOpt)
+	if refused != nil {
+		return refuse(w, refused.StatusCode, refused.Reason, refused.header...)
 	}
-	if !r.ProtoAtLeast(1, 1) {
-		return refuse(w, http.StatusBadRequest, "handshake needs HTTP/1.1 or later, not "+r.Proto)
+	if reply.stream {
+		return c.acceptStream(w, r, reply)
 	}
-	if !headerHasToken(r.Header, "Connection", "upgrade") {
-		return refuse(w, http.StatusBadRequest, `"Connection" header must include "Upgrade"`)
-	}
-	if !headerHasToken(r.Header, "Upgrade", "websocket") {
-		return refuse(w, http.StatusBadRequest, `"Upgrade" header must include "websocket"`)
+	return c.hijackHTTP1(w, reply)
+}
+
+// handshakeRefusal is a refused handshake: the status, the reason and the
+// response headers (name, value pairs) that refuse sends.
+type handshakeRefusal struct {
+	HandshakeError
+	header []string
+}
+
+func refusal(status int, reason string, header ...string) *handshakeRefusal {
+	return &handshakeRefusal{HandshakeError{StatusCode: status, Reason: reason}, header}
+}
+
+// checkHandshake is the server's handshake policy, shared by every
+// transport: it checks the request (RFC 6455 §4.2.1, or RFC 8441 §5 for an
+// HTTP/2 extended CONNECT), applies the origin policy, CheckOrigin and
+// Authorize, and negotiates the subprotocol and permessage-deflate. It does
+// no I/O: it returns the reply to send, or why the request is refused.
+func (c *Conn) checkHandshake(r *http.Request, opts *ServerOptions) (handshakeReply, *handshakeRefusal) {
+	var reply handshakeReply
+	if r.ProtoMajor >= 2 {
+		// RFC 8441 §4, §5: a CONNECT whose :protocol is websocket; there
+		// is no Connection, Upgrade or Sec-WebSocket-Key over HTTP/2.
+		if r.Method != http.MethodConnect {
+			return reply, refusal(http.StatusMethodNotAllowed, "a WebSocket handshake over HTTP/2 must be an extended CONNECT (RFC 8441), not "+r.Method, "Allow", http.MethodConnect)
+		}
+		if p := r.Header.Get(":protocol"); !strings.EqualFold(p, "websocket") {
+			return reply, refusal(http.StatusBadRequest, fmt.Sprintf("extended CONNECT :protocol is %q, not websocket", p))
+		}
+		reply.stream = true
+	} else {
+		if r.Method != http.MethodGet {
+			return reply, refusal(http.StatusMethodNotAllowed, "handshake method must be GET, not "+r.Method, "Allow", http.MethodGet)
+		}
+		if !r.ProtoAtLeast(1, 1) {
+			return reply, refusal(http.StatusBadRequest, "handshake needs HTTP/1.1 or later, not "+r.Proto)
+		}
+		if !headerHasToken(r.Header, "Connection", "upgrade") {
+			return reply, refusal(http.StatusBadRequest, `"Connection" header must include "Upgrade"`)
+		}
+		if !headerHasToken(r.Header, "Upgrade", "websocket") {
+			return reply, refusal(http.StatusBadRequest, `"Upgrade" header must include "websocket"`)
+		}
 	}
 	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
-		return refuse(w, http.StatusUpgradeRequired, fmt.Sprintf("unsupported Sec-WebSocket-Version %q, this server speaks 13", strings.Join(v, ", ")), "Sec-WebSocket-Version", "13")
+		return reply, refusal(http.StatusUpgradeRequired, fmt.Sprintf("unsupported Sec-WebSocket-Version %q, this server speaks 13", strings.Join(v, ", ")), "Sec-WebSocket-Version", "13")
 	}
-	keys := r.Header.Values("Sec-WebSocket-Key")
-	if len(keys) != 1 || !validHandshakeKey(keys[0]) {
-		return refuse(w, http.StatusBadRequest, `"Sec-WebSocket-Key" must be one base64-encoded 16-byte value`)
+	if !reply.stream {
+		keys := r.Header.Values("Sec-WebSocket-Key")
+		if len(keys) != 1 || !validHandshakeKey(keys[0]) {
+			return reply, refusal(http.StatusBadRequest, `"Sec-WebSocket-Key" must be one base64-encoded 16-byte value`)
+		}
+		reply.key = keys[0]
 	}
 	switch {
 	case opts.CheckOrigin != nil:
 		if !opts.CheckOrigin(r) {
-			return refuse(w, http.StatusForbidden, "origin not allowed")
+			return reply, refusal(http.StatusForbidden, "origin not allowed")
 		}
 	case !opts.InsecureSkipOriginCheck:
 		if err := checkOrigin(r, opts.OriginPatterns); err != nil {
-			return refuse(w, http.StatusForbidden, err.Error())
+			return reply, refusal(http.StatusForbidden, err.Error())
 		}
 	}
 	if opts.Authorize != nil {
@@ -197,15 +257,21 @@ func (c *Conn) accept() error {
 					reason = http.StatusText(status)
 				}
 			}
-			return refuse(w, status, reason)
+			return reply, refusal(status, reason)
 		}
 	}
 	c.subprotocol = selectProtocol(headerTokens(r.Header, "Sec-WebSocket-Protocol"), opts.Protocols)
-	extResponse, err := c.negotiateServerExtensions(r.Header.Values("Sec-WebSocket-Extensions"), opts.Compression)
+	ext, err := c.negotiateServerExtensions(r.Header.Values("Sec-WebSocket-Extensions"), opts.Compression)
 	if err != nil {
-		return refuse(w, http.StatusBadRequest, err.Error())
+		return reply, refusal(http.StatusBadRequest, err.Error())
 	}
+	reply.extensions, reply.header = ext, opts.Header
+	return reply, nil
+}
 
+// hijackHTTP1 is the HTTP/1.1 transport step: it takes over the TCP
+// connection from net/http and sends the 101 response (RFC 6455 §4.2.2).
+func (c *Conn) hijackHTTP1(w http.ResponseWriter, reply handshakeReply) error {
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return refuse(w, http.StatusInternalServerError, "cannot take over the connection: "+err.Error())
@@ -219,15 +285,15 @@ func (c *Conn) accept() error {
 
 	resp := make([]byte, 0, 256)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	resp = append(resp, acceptKey(keys[0])...)
+	resp = append(resp, acceptKey(reply.key)...)
 	resp = append(resp, "\r\n"...)
 	if c.subprotocol != "" {
 		resp = append(resp, "Sec-WebSocket-Protocol: "+c.subprotocol+"\r\n"...)
 	}
-	if extResponse != "" {
-		resp = append(resp, "Sec-WebSocket-Extensions: "+extResponse+"\r\n"...)
+	if reply.extensions != "" {
+		resp = append(resp, "Sec-WebSocket-Extensions: "+reply.extensions+"\r\n"...)
 	}
-	resp = appendExtraHeaders(resp, opts.Header)
+	resp = appendExtraHeaders(resp, reply.header)
 	resp = append(resp, "\r\n"...)
 	if _, err := nc.Write(resp); err != nil {
 		nc.Close()

@@ -353,6 +353,9 @@ func startIO(ctx context.Context, nc net.Conn, kind deadlineKind) (*ioGuard, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if s, ok := nc.(*streamConn); ok && kind != writeDeadline {
+		s.interruptibleReads() // an HTTP/2 stream's reads need it to survive a deadline (h2stream.go)
+	}
 	setDeadline := nc.SetReadDeadline
 	switch kind {
 	case writeDeadline:

@@ -74,6 +74,16 @@ type ClientOptions struct {
 	// PongTimeout is how long a keepalive ping waits for a sign of life, as
 	// in ServerOptions; 0 means PingInterval.
 	PongTimeout time.Duration
+
+	// HTTP2, when set, carries wss:// connections over HTTP/2 (RFC 8441)
+	// where the server allows it, as streams of the HTTP/2 connections
+	// that the HTTP2Client shares between all the Dials given it: many
+	// WebSockets to one origin then share one TCP and TLS connection
+	// (opened with these options' TLSConfig, NetDialContext and Proxy).
+	// Where the server does not speak HTTP/2 or does not advertise
+	// extended CONNECT, the connection is made over HTTP/1.1 as without
+	// it. nil means HTTP/1.1 only; ws:// URLs always use it.
+	HTTP2 *HTTP2Client
 }
 
 // NewClient returns the client side of a connection to url (ws:// or
@@ -137,9 +147,21 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 		}
 		addr = net.JoinHostPort(u.Hostname(), port)
 	}
-	nc, err := dialTCP(ctx, opts, u, secure, addr)
-	if err != nil {
-		return nil, err
+	var nc net.Conn
+	if secure && opts.HTTP2 != nil {
+		resp, used, tc, err := c.dialStream(ctx, u, addr, opts)
+		if used {
+			return resp, err
+		}
+		if tc != nil {
+			nc = tc // the server chose HTTP/1.1 on this TLS connection
+		}
+	}
+	if nc == nil {
+		// HTTP/2 cannot carry this handshake: ask for HTTP/1.1 only.
+		if nc, err = dialSecure(ctx, opts, u, secure, addr, "http/1.1"); err != nil {
+			return nil, err
+		}
 	}
 	ok := false
 	defer func() {
@@ -147,22 +169,6 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 			nc.Close()
 		}
 	}()
-	if secure {
-		cfg := &tls.Config{}
-		if opts.TLSConfig != nil {
-			cfg = opts.TLSConfig.Clone()
-		}
-		if cfg.ServerName == "" {
-			cfg.ServerName = u.Hostname()
-		}
-		// HTTP/2 cannot carry this handshake: ask for HTTP/1.1 only.
-		cfg.NextProtos = []string{"http/1.1"}
-		tc := tls.Client(nc, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return nil, fmt.Errorf("websocket: TLS handshake: %w", err)
-		}
-		nc = tc
-	}
 
 	g, err := startIO(ctx, nc, bothDeadlines)
 	if err != nil {
@@ -223,14 +229,7 @@ func (c *Conn) handshake(nc net.Conn, u *url.URL, opts *ClientOptions) (*http.Re
 	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(key); got != want {
 		return fail("Sec-WebSocket-Accept is %q, want %q", got, want)
 	}
-	if p := resp.Header.Values("Sec-WebSocket-Protocol"); len(p) > 0 {
-		i := slices.Index(opts.Protocols, p[0])
-		if len(p) > 1 || i < 0 {
-			return fail("server chose subprotocol %q, which was not offered", strings.Join(p, ", "))
-		}
-		c.subprotocol = opts.Protocols[i] // ours: the response is not kept
-	}
-	if err := c.acceptClientExtensions(resp.Header.Values("Sec-WebSocket-Extensions"), opts.Compression); err != nil {
+	if err := c.checkAgreement(resp.Header, opts); err != nil {
 		return fail("%v", err)
 	}
 	var buffered []byte
@@ -238,4 +237,41 @@ func (c *Conn) handshake(nc net.Conn, u *url.URL, opts *ClientOptions) (*http.Re
 		buffered, _ = br.Peek(n)
 	}
 	return resp, buffered, nil
+}
+
+// checkAgreement checks and takes what the server's handshake response
+// agreed to, over any transport: the subprotocol and the extensions.
+func (c *Conn) checkAgreement(h http.Header, opts *ClientOptions) error {
+	if p := h.Values("Sec-WebSocket-Protocol"); len(p) > 0 {
+		i := slices.Index(opts.Protocols, p[0])
+		if len(p) > 1 || i < 0 {
+			return fmt.Errorf("server chose subprotocol %q, which was not offered", strings.Join(p, ", "))
+		}
+		c.subprotocol = opts.Protocols[i] // ours: the response is not kept
+	}
+	return c.acceptClientExtensions(h.Values("Sec-WebSocket-Extensions"), opts.Compression)
+}
+
+// dialSecure opens the connection to addr (host:port of u), through the
+// proxy that opts picks, with TLS for wss:// offering the ALPN protocols
+// protos.
+func dialSecure(ctx context.Context, opts *ClientOptions, u *url.URL, secure bool, addr string, protos ...string) (net.Conn, error) {
+	nc, err := dialTCP(ctx, opts, u, secure, addr)
+	if err != nil || !secure {
+		return nc, err
+	}
+	cfg := &tls.Config{}
+	if opts.TLSConfig != nil {
+		cfg = opts.TLSConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	cfg.NextProtos = protos
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("websocket: TLS handshake: %w", err)
+	}
+	return tc, nil
 }

@@ -217,6 +217,28 @@
 // version other than 13, 405 for a method other than GET) with the reason in
 // the body; nothing a peer sends makes the library panic.
 //
+// # HTTP/2
+//
+// Accept and NewServer also answer WebSockets over HTTP/2 (RFC 8441): a
+// browser that loaded the page over HTTP/2 then opens its WebSockets as
+// streams of that connection, with no TCP or TLS handshake of their own.
+// The handshake policy and the options are the same. Such a request has
+// the method CONNECT, so a ServeMux pattern "GET /ws" does not route it:
+// register "/ws" or add "CONNECT /ws". The stream ends when the handler
+// returns, so a handler must not return before its connection is done
+// (over HTTP/2 Start returns only then). net/http (Go 1.26) serves HTTP/2
+// over TLS (ListenAndServeTLS, or a TLS listener offering "h2") and
+// advertises extended CONNECT only when the process starts with
+// GODEBUG=http2xconnect=1 in its environment: it reads it once at start-up,
+// so neither a //go:debug line nor os.Setenv turns it on, but a program may
+// re-execute itself with it (cmd/chat does). Without it browsers open their
+// WebSockets over HTTP/1.1 on connections of their own, as they always did.
+// http.Server's HTTP2.MaxConcurrentStreams (default 250) bounds the
+// WebSockets one connection carries. A client needs no setting: with
+// ClientOptions.HTTP2, an HTTP2Client, it shares one connection per origin
+// and falls back to HTTP/1.1 where the server does not allow WebSockets over
+// HTTP/2.
+//
 // # Design
 //
 // The protocol itself lives in a sans-I/O core: a decoder that is fed bytes

@@ -98,7 +98,11 @@ func (h *eventHandlers) get() eventHandlers {
 // answer) and then reads the connection on a new goroutine, calling the
 // handlers. It returns once the connection is open, or with the handshake's
 // error, in which case no handler is called. On a server a failed handshake
-// has already been answered with an HTTP error.
+// has already been answered with an HTTP error. On a server connection
+// over HTTP/2 (RFC 8441) the connection lives only as long as the handler
+// that accepted it, so there Start runs the event loop itself and returns
+// once the connection has closed and OnClose has run: register the
+// handlers before Start, and do in OnOpen what must follow the opening.
 func (c *Conn) Start() error { return c.StartContext(context.Background()) }
 
 // StartContext is Start with a context bounding the client's dial and
@@ -137,6 +141,12 @@ func (c *Conn) startEventLoop() {
 		// Closed from another goroutine since the handshake: finish may
 		// have looked for a registration before attachPoller made it.
 		c.detachPoller()
+	}
+	if c.servesStream() {
+		// An HTTP/2 stream ends when its handler returns: the loop runs on
+		// the handler's goroutine, and Start returns once it has ended.
+		c.runEvents()
+		return
 	}
 	go c.runEvents()
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wsdriver/websocket/internal/leakcheck"
+	"github.com/wsdriver/websocket/internal/xconnect"
 )
 
 // TestMain fails the run if any goroutine of the library outlives the
@@ -15,7 +16,14 @@ import (
 //
 // Idle event loops park after 10 ms instead of a second, so that parking
 // and waking run all through the tests, under the race detector.
+//
+// The tests of WebSockets over HTTP/2 need net/http's extended CONNECT,
+// which only GODEBUG=http2xconnect=1 in the environment turns on: without
+// it the test binary runs itself again with it (internal/xconnect).
 func TestMain(m *testing.M) {
+	if code, ran := xconnect.Reexec(); ran {
+		os.Exit(code)
+	}
 	idleSweep.Store(int64(10 * time.Millisecond))
 	code := m.Run()
 	if code == 0 {

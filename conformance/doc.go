@@ -19,7 +19,15 @@
 // seed's event API (OnMessage/Send/OnClose) and the streaming API
 // (NextReader/NextWriter). TestClient, TestClientEvents and TestClientStream
 // do the same with the library as the client. The opening handshake has its
-// own tables (4.1 for the client, 4.2 for the server). Subtests are named
+// own tables (4.1 for the client, 4.2 for the server). TestServerHTTP2,
+// TestServerHTTP2Events and TestClientHTTP2 run the same frame-level cases
+// over HTTP/2 (RFC 8441): the WebSocket is an extended CONNECT stream of a
+// TLS connection, the tester's end is net/http's own HTTP/2 client or
+// server, and ending the stream stands for closing TCP (a server cannot
+// half-close a stream, so the tester's half-close there ends it; a reset
+// with CANCEL counts as a TCP reset). The test binary runs itself again
+// with GODEBUG=http2xconnect=1, which net/http needs to allow extended
+// CONNECT. Subtests are named
 // after the RFC section whose rule they check, e.g.
 // TestServer/5.2_reserved_bits/rsv1_set; the section comments name the
 // Autobahn TestSuite category each one covers.

@@ -127,7 +127,7 @@ func runWire(t *testing.T, p *rawPeer, c tcase) {
 		if err := p.waitSend(); err != nil {
 			t.Logf("write error before the half-close: %v", err)
 		}
-		if err := p.conn.(*net.TCPConn).CloseWrite(); err != nil {
+		if err := p.conn.(interface{ CloseWrite() error }).CloseWrite(); err != nil {
 			t.Fatalf("half-close: %v", err)
 		}
 	}
@@ -222,6 +222,12 @@ func finishClose(t *testing.T, p *rawPeer, c tcase, code uint16, sentClose bool)
 		// The library may already have dropped TCP after failing the
 		// connection, so a write error here is not a defect.
 		p.startSend([]frame{closeF(reply, "")}, splitNone)
+	}
+	if p.endAfterClose && !c.noReply {
+		// An HTTP/2 client ends its half of the stream once the closing
+		// handshake is done (browsers, Node, the library's client do).
+		p.waitSend()
+		p.conn.(interface{ CloseWrite() error }).CloseWrite()
 	}
 	if p.isClient || c.noReply || c.waitEOF {
 		// The server closes TCP first (RFC 6455 7.1.1); a client that got no
@@ -422,7 +428,15 @@ func (p *prefixBuffer) Write(b []byte) (int, error) {
 func startEchoServer(t *testing.T, opts *websocket.ServerOptions, a api) (*httptest.Server, chan error) {
 	t.Helper()
 	res := make(chan error, 4)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(echoServerHandler(opts, a, res))
+	t.Cleanup(srv.Close)
+	return srv, res
+}
+
+// echoServerHandler is the library's echo server written with API a; each
+// run reports how its read loop ended on res.
+func echoServerHandler(opts *websocket.ServerOptions, a api, res chan<- error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a == apiEvents {
 			c := websocket.NewServer(w, r, opts)
 			eventEcho(c, res)
@@ -443,9 +457,7 @@ func startEchoServer(t *testing.T, opts *websocket.ServerOptions, a api) (*httpt
 		} else {
 			res <- echoLoop(ctx, c)
 		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv, res
+	})
 }
 
 // rawRequest is the tester's opening handshake as a client.
@@ -535,14 +547,7 @@ func openServerConn(t *testing.T, addr, name string, deflate bool, nt takeoverSi
 	key := newKey(p.rng)
 	req := defaultRequest(addr, key)
 	if deflate {
-		offer := "permessage-deflate"
-		switch nt {
-		case takeoverLibrary:
-			offer += "; server_no_context_takeover"
-		case takeoverTester:
-			offer += "; client_no_context_takeover"
-		}
-		req = req.with("Sec-WebSocket-Extensions", offer)
+		req = req.with("Sec-WebSocket-Extensions", deflateOffer(nt))
 	}
 	resp, conn, br := roundTrip(t, addr, req)
 	if resp.StatusCode != http.StatusSwitchingProtocols {
@@ -553,20 +558,38 @@ func openServerConn(t *testing.T, addr, name string, deflate bool, nt takeoverSi
 	}
 	p.conn, p.br = conn, br
 	if deflate {
-		exts := resp.Header.Values("Sec-WebSocket-Extensions")
-		p.deflate, p.fresh = hasDeflate(exts, "client_no_context_takeover")
-		if !p.deflate {
-			t.Fatalf("permessage-deflate offered to a server with Compression set, response has Sec-WebSocket-Extensions %q", exts)
-		}
-		_, p.inflateFresh = hasDeflate(exts, "server_no_context_takeover")
-		if nt == takeoverLibrary && !p.inflateFresh {
-			t.Fatalf("offer with server_no_context_takeover accepted without it (RFC 7692 7.1.1.1): %q", exts)
-		}
-		if nt == takeoverTester {
-			p.fresh = true
-		}
+		setupDeflatePeer(t, p, resp.Header.Values("Sec-WebSocket-Extensions"), nt)
 	}
 	return p
+}
+
+// deflateOffer is the tester's permessage-deflate offer as a client.
+func deflateOffer(nt takeoverSide) string {
+	offer := "permessage-deflate"
+	switch nt {
+	case takeoverLibrary:
+		offer += "; server_no_context_takeover"
+	case takeoverTester:
+		offer += "; client_no_context_takeover"
+	}
+	return offer
+}
+
+// setupDeflatePeer sets the tester up as a client from the library
+// server's answer to deflateOffer.
+func setupDeflatePeer(t *testing.T, p *rawPeer, exts []string, nt takeoverSide) {
+	t.Helper()
+	p.deflate, p.fresh = hasDeflate(exts, "client_no_context_takeover")
+	if !p.deflate {
+		t.Fatalf("permessage-deflate offered to a server with Compression set, response has Sec-WebSocket-Extensions %q", exts)
+	}
+	_, p.inflateFresh = hasDeflate(exts, "server_no_context_takeover")
+	if nt == takeoverLibrary && !p.inflateFresh {
+		t.Fatalf("offer with server_no_context_takeover accepted without it (RFC 7692 7.1.1.1): %q", exts)
+	}
+	if nt == takeoverTester {
+		p.fresh = true
+	}
 }
 
 // runServerCase runs c against the library's server side.

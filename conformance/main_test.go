@@ -8,12 +8,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsdriver/websocket/internal/xconnect"
 )
 
 // TestMain runs the suite and then fails it if goroutines started during the
 // run are still alive after a grace period: every connection the library
 // opened, in any case, must have wound down by itself.
+//
+// The HTTP/2 runs need net/http's extended CONNECT, which only
+// GODEBUG=http2xconnect=1 in the environment turns on: without it the test
+// binary runs itself again with it.
 func TestMain(m *testing.M) {
+	if code, ran := xconnect.Reexec(); ran {
+		os.Exit(code)
+	}
 	before := goroutines()
 	code := m.Run()
 	if leaks := waitForLeaks(before, 5*time.Second); len(leaks) > 0 {

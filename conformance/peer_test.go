@@ -63,6 +63,10 @@ type rawPeer struct {
 
 	sending chan error // result of the write in flight, if any
 
+	// endAfterClose ends the tester's half of an HTTP/2 stream after the
+	// closing handshake, as HTTP/2 clients do.
+	endAfterClose bool
+
 	deflateState
 }
 

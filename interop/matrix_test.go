@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsdriver/websocket/internal/xconnect"
 )
 
 // matrixPath is the committed matrix (relative to this package's
@@ -294,7 +296,13 @@ func mdEscape(s string) string {
 	return s
 }
 
+// TestMain runs the binary again with GODEBUG=http2xconnect=1 when it lacks
+// it: net/http advertises extended CONNECT (RFC 8441), which the HTTP/2
+// tests need, only when the process starts with it.
 func TestMain(m *testing.M) {
+	if code, ran := xconnect.Reexec(); ran {
+		os.Exit(code)
+	}
 	code := m.Run()
 	if leaks := leakedGoroutines(5 * time.Second); leaks != "" {
 		fmt.Fprintf(os.Stderr, "interop: goroutines of the library still running after the tests:\n%s\n", leaks)

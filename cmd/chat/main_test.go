@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wsdriver/websocket"
+	"github.com/wsdriver/websocket/internal/xconnect"
 )
 
 func TestFlagsAndEnvironment(t *testing.T) {
@@ -58,6 +59,11 @@ func TestFlagsAndEnvironment(t *testing.T) {
 // TestMain lets the test binary act as the chat program for the process
 // tests below.
 func TestMain(m *testing.M) {
+	// The server serves WebSockets over HTTP/2 only in a process started
+	// with GODEBUG=http2xconnect=1, as main makes sure of (h2.go).
+	if code, ran := xconnect.Reexec(); ran {
+		os.Exit(code)
+	}
 	if args := os.Getenv("CHAT_TEST_RUN_MAIN"); args != "" {
 		os.Args = append([]string{"chat"}, strings.Fields(args)...)
 		main()

@@ -62,12 +62,14 @@ func (c *certificate) reloadLogged(log *slog.Logger) {
 	log.Info("TLS certificate reloaded", c.logAttrs()...)
 }
 
-// config is the listeners' TLS configuration. It offers HTTP/1.1 only: a
-// WebSocket handshake is an HTTP/1.1 upgrade, which HTTP/2 does not have.
+// config is the listeners' TLS configuration. It offers HTTP/2 and
+// HTTP/1.1: a browser that loads the page over HTTP/2 opens its WebSocket
+// as a stream of the same connection (RFC 8441, see h2.go), others upgrade
+// an HTTP/1.1 connection.
 func (c *certificate) config() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"http/1.1"},
+		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return c.cur.Load(), nil
 		},

@@ -139,18 +139,24 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 		sctx, cancel = context.WithTimeout(context.Background(), d)
 	}
 	defer cancel()
-	// Listeners first, so no client arrives after the hub said goodbye.
-	// WebSocket connections are hijacked, so http.Server.Shutdown leaves
-	// them to the hub.
+	// http.Server.Shutdown closes the listeners at once (and stopping
+	// already refuses new WebSockets), then waits for the requests under
+	// way. WebSockets over HTTP/1.1 are hijacked, so it leaves them to the
+	// hub; those over HTTP/2 are requests it waits for, so the hub says
+	// goodbye meanwhile.
+	shut := make(chan error, len(servers))
 	for _, srv := range servers {
-		if e := srv.Shutdown(sctx); e != nil {
-			s.log.Warn("HTTP shutdown", "err", e)
-		}
+		go func() { shut <- srv.Shutdown(sctx) }()
 	}
 	if e := s.hub.Shutdown(sctx); e != nil {
 		s.log.Warn("hub shutdown", "err", e)
 		if err == nil {
 			err = e
+		}
+	}
+	for range servers {
+		if e := <-shut; e != nil {
+			s.log.Warn("HTTP shutdown", "err", e)
 		}
 	}
 	s.log.Info("stopped")
@@ -211,7 +217,13 @@ func escapePattern(s string) string {
 }
 
 func isUpgrade(r *http.Request) bool {
-	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || isExtendedConnect(r)
+}
+
+// isExtendedConnect reports a WebSocket over HTTP/2 (RFC 8441): a CONNECT
+// whose :protocol is websocket, which the library answers like an upgrade.
+func isExtendedConnect(r *http.Request) bool {
+	return r.Method == http.MethodConnect && strings.EqualFold(r.Header.Get(":protocol"), "websocket")
 }
 
 // roomFor maps a WebSocket path to a room: / and /chat are the seed's room,
@@ -260,12 +272,17 @@ func (s *Server) mainHandler() http.Handler {
 	}
 	mux.HandleFunc("GET /chat", chatPath)
 	mux.HandleFunc("GET /chat/{room...}", chatPath)
+	// WebSockets over HTTP/2 come as CONNECT to the same paths.
+	mux.HandleFunc("CONNECT /{$}", s.serveWS)
+	mux.HandleFunc("CONNECT /chat", s.serveWS)
+	mux.HandleFunc("CONNECT /chat/{room...}", s.serveWS)
 	return mux
 }
 
 func (s *Server) wsOnlyHandler(pagePort string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("CONNECT /", s.serveWS)
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
 		if isUpgrade(r) {
 			s.serveWS(w, r)
@@ -352,6 +369,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := s.peerOf(r)
+	s.log.Debug("websocket request", "remote", r.RemoteAddr, "proto", r.Proto, "method", r.Method)
 	logPeer := []any{"remote", p.addr}
 	if p.via != "" {
 		logPeer = append(logPeer, "via", p.via)
