@@ -60,6 +60,7 @@ type options struct {
 	ping, writeTimeout         time.Duration
 	closeTimeout, shutdown     time.Duration
 	logLevel, logFormat        string
+	cluster                    clusterOptions
 }
 
 // envNames maps each flag to the environment variable that sets its default.
@@ -90,9 +91,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, longest wait for clients to take their close frame before they are dropped; 0 means no limit"+env("shutdown-timeout", "CHAT_SHUTDOWN_TIMEOUT"))
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error"+env("log-level", "CHAT_LOG_LEVEL"))
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json"+env("log-format", "CHAT_LOG_FORMAT"))
+	addClusterFlags(fs, &o.cluster, env)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: chat [flags]\n\nA chat server with a browser client; open the printed URL.\n"+
 			"Every flag's default can be set by the environment variable named with it;\na flag on the command line wins over the environment.\n\n")
+		fmt.Fprint(fs.Output(), clusterHelp)
 		fs.PrintDefaults()
 	}
 	// Environment values become the defaults; the command line, parsed
@@ -119,6 +122,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	switch {
 	case o.history < 0, o.maxMessage < 0, o.queue < 0, o.maxConns < 0, o.rate < 0, o.announceMax < 0, o.burst < 0:
 		return nil, errors.New("-history, -max-message, -queue, -max-conns, -announce-max, -burst and -rate must not be negative")
+	}
+	if err := o.cluster.check(); err != nil {
+		return nil, err
 	}
 	if o.burst == 0 {
 		o.burst = max(1, int(math.Ceil(o.rate)))
@@ -174,8 +180,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	eng, err := o.cluster.open(ctx, o.history, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		Hub: chat.Config{
+			Engine:       eng,
 			MaxMessage:   o.maxMessage,
 			Rate:         o.rate,
 			Burst:        o.burst,
@@ -209,7 +220,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	url := displayURL(ln.Addr())
-	attrs := []any{"url", url, "data", o.data, "history", o.history}
+	attrs := []any{"url", url, "data", o.data, "history", o.history, "nats", o.cluster.nats}
 	if wsLn != nil {
 		attrs = append(attrs, "ws_addr", wsLn.Addr().String())
 	}

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 // sends goes through its bounded queue and its own writer goroutine, so a
 // slow network never blocks a room.
 type Client struct {
+	id     string // unique connection ID, for presence across nodes
 	hub    *Hub
 	conn   Conn
 	json   bool
@@ -295,7 +297,15 @@ func (c *Client) command(text string) {
 			c.send(errorOut("usage", "usage: /nick NAME"))
 			return
 		}
-		old, err := h.rename(c, arg)
+		room := ""
+		if c.room != nil {
+			room = c.room.name
+		}
+		old, err := h.rename(c, arg, room)
+		if errors.Is(err, ErrUnavailable) {
+			c.send(errorOut("unavailable", "nickname not changed: "+err.Error()))
+			return
+		}
 		if err != nil {
 			c.send(errorOut("nick_refused", err.Error()))
 			return
@@ -326,6 +336,11 @@ func (c *Client) command(text string) {
 		}
 		if c.room != nil && c.room.name == room {
 			c.send(infoOut("you are already in " + room))
+			return
+		}
+		// Other nodes learn of the move before this one makes it.
+		if err := h.eng.Update(Member{Conn: c.id, Nick: c.Nick(), Room: room}, c.Nick()); err != nil {
+			c.send(errorOut("unavailable", "you did not move to "+room+": "+err.Error()))
 			return
 		}
 		if err := c.join(room, 0, false); err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -50,7 +51,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	hc := cfg.Hub
 	hc.Logger = cfg.Logger
-	if hc.History > 0 && hc.Store == nil {
+	if hc.History > 0 && hc.Store == nil && hc.Engine == nil {
 		if cfg.DataDir == "" {
 			hc.Store = chat.NewMemStore(hc.History)
 		} else {
@@ -292,12 +293,23 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	// A cluster node that cannot reach NATS can neither send nor deliver:
+	// a load balancer should send new clients elsewhere.
+	if h, ok := s.cfg.Hub.Engine.(interface{ Healthy() error }); ok {
+		if err := h.Healthy(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
 	fmt.Fprintln(w, "ok")
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	s.hub.WritePrometheus(w)
+	if m, ok := s.cfg.Hub.Engine.(interface{ WritePrometheus(io.Writer) error }); ok {
+		m.WritePrometheus(w)
+	}
 }
 
 // hardLimit is the frame size above which the library itself closes the
@@ -348,7 +360,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		c, err := s.hub.Connect(t, opts)
 		if err != nil {
 			code := websocket.StatusGoingAway
-			if errors.Is(err, chat.ErrNoNick) {
+			if errors.Is(err, chat.ErrNoNick) || errors.Is(err, chat.ErrUnavailable) {
 				code = websocket.StatusTryAgainLater
 			}
 			ws.Close(code, err.Error())
