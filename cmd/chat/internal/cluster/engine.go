@@ -135,6 +135,9 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	nc, err := nats.Connect(cfg.URLs,
 		nats.Name("chat node "+e.node),
 		nats.MaxReconnects(-1),
+		// Servers started together with the nodes may not listen yet;
+		// setup below waits for them until its context ends.
+		nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(500*time.Millisecond),
 		// No buffering while disconnected: a publish then fails at once
 		// and its sender is told, instead of a message that might be sent
@@ -172,33 +175,45 @@ func (e *Engine) setup(ctx context.Context) error {
 		return err
 	}
 	e.js = js
-	e.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              StreamName,
-		Description:       "chat messages, one subject per room",
-		Subjects:          []string{SubjectPrefix + ">"},
-		MaxMsgsPerSubject: int64(max(e.cfg.History, 1)),
-		Discard:           jetstream.DiscardOld,
-		Storage:           jetstream.FileStorage,
-		Replicas:          e.cfg.Replicas,
-		AllowDirect:       true,
+	// A NATS cluster that has just started may not have elected its
+	// JetStream leaders yet: nodes started with it wait (until ctx ends)
+	// instead of failing.
+	err = retry(ctx, e.log, "creating stream "+StreamName, func(ctx context.Context) (err error) {
+		e.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              StreamName,
+			Description:       "chat messages, one subject per room",
+			Subjects:          []string{SubjectPrefix + ">"},
+			MaxMsgsPerSubject: int64(max(e.cfg.History, 1)),
+			Discard:           jetstream.DiscardOld,
+			Storage:           jetstream.FileStorage,
+			Replicas:          e.cfg.Replicas,
+			AllowDirect:       true,
+		})
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("creating stream %s: %w", StreamName, err)
+		return err
 	}
-	e.nicks, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: NicksBucket, Description: "chat nicknames and presence", Replicas: e.cfg.Replicas, Storage: jetstream.FileStorage,
+	err = retry(ctx, e.log, "creating bucket "+NicksBucket, func(ctx context.Context) (err error) {
+		e.nicks, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: NicksBucket, Description: "chat nicknames and presence", Replicas: e.cfg.Replicas, Storage: jetstream.FileStorage,
+		})
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("creating bucket %s: %w", NicksBucket, err)
+		return err
 	}
 	// Heartbeats expire by themselves, so the bucket does not keep every
 	// node that ever ran.
-	e.nodes, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: NodesBucket, Description: "chat node heartbeats", Replicas: e.cfg.Replicas,
-		Storage: jetstream.MemoryStorage, TTL: 10 * e.cfg.DeadAfter,
+	err = retry(ctx, e.log, "creating bucket "+NodesBucket, func(ctx context.Context) (err error) {
+		e.nodes, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: NodesBucket, Description: "chat node heartbeats", Replicas: e.cfg.Replicas,
+			Storage: jetstream.MemoryStorage, TTL: 10 * e.cfg.DeadAfter,
+		})
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("creating bucket %s: %w", NodesBucket, err)
+		return err
 	}
 	if _, err := e.nodes.Put(ctx, e.node, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
 		return err
@@ -238,6 +253,25 @@ func (e *Engine) setup(ctx context.Context) error {
 	}
 	e.refreshRooms()
 	return nil
+}
+
+// retry runs op until it succeeds or ctx ends, each attempt bounded on its
+// own: a request sent before a leader exists may get no answer at all.
+func retry(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := op(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(250 * time.Millisecond):
+			log.Info("waiting for JetStream", "step", what, "err", err)
+		}
+	}
 }
 
 func (e *Engine) stopWatchers() {
