@@ -21,7 +21,7 @@ import (
 
 // node is one chat node running in the test process against real NATS.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	eng    *cluster.Engine
 	http   string // http://127.0.0.1:port
 	ws     string // ws://127.0.0.1:port
@@ -31,14 +31,27 @@ type node struct {
 
 func startNode(t *testing.T, urls string, replicas int) *node {
 	t.Helper()
+	return startNodeWith(t, urls, replicas, chat.Config{History: 100})
+}
+
+// startNodeWith starts a node with the hub limits hc; urls "" means a
+// single node with its embedded store instead of NATS.
+func startNodeWith(t testing.TB, urls string, replicas int, hc chat.Config) *node {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	eng, err := cluster.Open(ctx, cluster.Config{URLs: urls, Replicas: replicas, History: 100,
-		Heartbeat: 200 * time.Millisecond, DeadAfter: 2 * time.Second, OpTimeout: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+	var eng *cluster.Engine
+	data := t.TempDir()
+	if urls != "" {
+		var err error
+		eng, err = cluster.Open(ctx, cluster.Config{URLs: urls, Replicas: replicas, History: hc.History,
+			Heartbeat: 200 * time.Millisecond, DeadAfter: 2 * time.Second, OpTimeout: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc.Engine = eng
 	}
-	srv, err := server.New(server.Config{Hub: chat.Config{History: 100, Engine: eng}, ShutdownTimeout: 5 * time.Second})
+	srv, err := server.New(server.Config{Hub: hc, DataDir: data, ShutdownTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,6 +299,14 @@ func TestNATSDownThenBack(t *testing.T) {
 	if m := get(t, a.http+"/metrics"); !strings.Contains(m, "chat_nats_connected 0") || !strings.Contains(m, "chat_nats_disconnects_total 1") ||
 		!strings.Contains(m, "chat_nats_publish_seconds_count 1") {
 		t.Errorf("/metrics while NATS is down:\n%s", m)
+	}
+	// A newcomer cannot get a nickname reserved: close 1013, try again later.
+	if nc, _, err := websocket.Dial(ctx, a.ws+"/chat/down", nil); err == nil {
+		_, _, err = nc.Read(ctx)
+		if code := websocket.CloseStatus(err); code != websocket.StatusTryAgainLater {
+			t.Errorf("a new connection during the outage ended with %v, want close 1013", err)
+		}
+		nc.CloseNow()
 	}
 	x.say("while down")
 	e := x.next(func(e chat.Event) bool { return e.Type == "error" || isMessage(e) })
