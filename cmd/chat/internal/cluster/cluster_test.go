@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"net"
 	"net/http"
 	"strings"
@@ -45,7 +47,7 @@ func startNodeWith(t testing.TB, urls string, replicas int, hc chat.Config) *nod
 	if urls != "" {
 		var err error
 		eng, err = cluster.Open(ctx, cluster.Config{URLs: urls, Replicas: replicas, History: hc.History,
-			Heartbeat: 200 * time.Millisecond, DeadAfter: 2 * time.Second, OpTimeout: 3 * time.Second})
+			Heartbeat: 200 * time.Millisecond, DeadAfter: 2 * time.Second, OpTimeout: 3 * time.Second, Logger: testLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,6 +76,14 @@ func (n *node) stop() {
 	case <-time.After(20 * time.Second):
 		n.t.Error("chat node did not stop")
 	}
+}
+
+// testLogger logs to stderr when CHAT_TEST_LOG is set, for debugging.
+func testLogger() *slog.Logger {
+	if os.Getenv("CHAT_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // client is a JSON-protocol chat client.

@@ -87,6 +87,7 @@ type Engine struct {
 // Metrics are the engine's counters, written by WritePrometheus.
 type Metrics struct {
 	Published     atomic.Uint64
+	Delivered     atomic.Uint64 // messages received from room feeds
 	PublishErrors atomic.Uint64
 	Disconnects   atomic.Uint64
 	Reconnects    atomic.Uint64
@@ -183,7 +184,7 @@ func (e *Engine) setup(ctx context.Context) error {
 			Name:              StreamName,
 			Description:       "chat messages, one subject per room",
 			Subjects:          []string{SubjectPrefix + ">"},
-			MaxMsgsPerSubject: int64(max(e.cfg.History, 1)),
+			MaxMsgsPerSubject: retention(e.cfg.History),
 			Discard:           jetstream.DiscardOld,
 			Storage:           jetstream.FileStorage,
 			Replicas:          e.cfg.Replicas,
@@ -254,6 +255,14 @@ func (e *Engine) setup(ctx context.Context) error {
 	e.refreshRooms()
 	return nil
 }
+
+// retention is the stream's per-subject limit. It is not -history: a
+// room's messages must stay until every node's feed has read them, and a
+// burst of more than -history messages would otherwise remove some before
+// a busy node's consumer reached them (they would be lost for its
+// clients). Ten times -history, at least 1,000, is the lag tolerated;
+// History still replays only the last -history.
+func retention(history int) int64 { return int64(max(10*history, 1000)) }
 
 // retry runs op until it succeeds or ctx ends, each attempt bounded on its
 // own: a request sent before a leader exists may get no answer at all.
@@ -392,6 +401,7 @@ func (e *Engine) Subscribe(room string, deliver func(chat.Delivery)) (*chat.Subs
 			return
 		}
 		rec.ID, rec.Room = meta.Sequence.Stream, room
+		e.Metrics.Delivered.Add(1)
 		deliver(chat.Delivery{Kind: chat.DeliverMessage, Rec: &rec})
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		e.log.Debug("room feed", "room", room, "err", err)
@@ -423,8 +433,9 @@ func (e *Engine) Subscribe(room string, deliver func(chat.Delivery)) (*chat.Subs
 	}}, nil
 }
 
-// History implements chat.Engine. The subject holds at most the last
-// -history messages, so walking it costs at most that many lookups.
+// History implements chat.Engine: an ordered consumer on the room's
+// subject from since+1 to upto (a subject holds at most the stream's
+// per-subject limit), keeping the newest limit messages.
 func (e *Engine) History(room string, since, upto uint64, limit int) ([]chat.Record, error) {
 	if limit <= 0 || upto <= since {
 		return nil, nil
@@ -434,24 +445,58 @@ func (e *Engine) History(room string, since, upto uint64, limit int) ([]chat.Rec
 	}
 	ctx, cancel := e.opCtx()
 	defer cancel()
+	last, err := e.stream.GetLastMsgForSubject(ctx, subject(room))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil // no history at all
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	end := min(upto, last.Sequence)
+	if end <= since {
+		return nil, nil
+	}
+	cons, err := e.js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{subject(room)},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       since + 1,
+		InactiveThreshold: 10 * time.Second,
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
 	var out []chat.Record
-	for seq := since + 1; seq <= upto; {
-		m, err := e.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject(room)))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
+	for done := false; !done; {
+		batch, err := cons.FetchNoWait(256)
 		if err != nil {
-			return out, unavailable(err)
+			return nil, unavailable(err)
 		}
-		if m.Sequence > upto {
-			break
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil || meta.Sequence.Stream > end {
+				done = true
+				continue
+			}
+			var rec chat.Record
+			if json.Unmarshal(m.Data(), &rec) == nil {
+				rec.ID, rec.Room = meta.Sequence.Stream, room
+				out = append(out, rec)
+			}
+			if meta.Sequence.Stream == end {
+				done = true
+			}
 		}
-		var rec chat.Record
-		if err := json.Unmarshal(m.Data, &rec); err == nil {
-			rec.ID, rec.Room = m.Sequence, room
-			out = append(out, rec)
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, unavailable(err)
 		}
-		seq = m.Sequence + 1
+		if n == 0 {
+			break // the rest was removed by the per-subject limit meanwhile
+		}
+		if len(out) > 2*limit {
+			out = append(out[:0], out[len(out)-limit:]...)
+		}
 	}
 	if len(out) > limit {
 		out = out[len(out)-limit:]
@@ -817,11 +862,12 @@ func (e *Engine) WritePrometheus(w io.Writer) error {
 	}
 	_, err := fmt.Fprintf(w, "# HELP chat_nats_connected 1 when the node is connected to NATS.\n# TYPE chat_nats_connected gauge\nchat_nats_connected %d\n"+
 		"# HELP chat_nats_published_total Messages acknowledged by JetStream.\n# TYPE chat_nats_published_total counter\nchat_nats_published_total %d\n"+
+		"# HELP chat_nats_delivered_total Messages received from JetStream for this node's rooms.\n# TYPE chat_nats_delivered_total counter\nchat_nats_delivered_total %d\n"+
 		"# HELP chat_nats_publish_errors_total Messages refused because JetStream did not acknowledge them.\n# TYPE chat_nats_publish_errors_total counter\nchat_nats_publish_errors_total %d\n"+
 		"# HELP chat_nats_disconnects_total Losses of the NATS connection.\n# TYPE chat_nats_disconnects_total counter\nchat_nats_disconnects_total %d\n"+
 		"# HELP chat_nats_reconnects_total Reconnections to NATS.\n# TYPE chat_nats_reconnects_total counter\nchat_nats_reconnects_total %d\n"+
 		"# HELP chat_nats_reaped_total Nicknames freed for nodes presumed dead.\n# TYPE chat_nats_reaped_total counter\nchat_nats_reaped_total %d\n",
-		up, m.Published.Load(), m.PublishErrors.Load(), m.Disconnects.Load(), m.Reconnects.Load(), m.Reaped.Load())
+		up, m.Published.Load(), m.Delivered.Load(), m.PublishErrors.Load(), m.Disconnects.Load(), m.Reconnects.Load(), m.Reaped.Load())
 	if err == nil {
 		err = m.latency.write(w, "chat_nats_publish_seconds", "Time from publishing a batch to JetStream's acknowledgement of each message.")
 	}
