@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -306,9 +306,17 @@ func TestNATSDownThenBack(t *testing.T) {
 
 	ns.Stop()
 	waitStatus(t, a, http.StatusServiceUnavailable)
-	if m := get(t, a.http+"/metrics"); !strings.Contains(m, "chat_nats_connected 0") || !strings.Contains(m, "chat_nats_disconnects_total 1") ||
-		!strings.Contains(m, "chat_nats_publish_seconds_count 1") {
-		t.Errorf("/metrics while NATS is down:\n%s", m)
+	// The client library reports the disconnection asynchronously.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		m := get(t, a.http+"/metrics")
+		if strings.Contains(m, "chat_nats_connected 0") && strings.Contains(m, "chat_nats_disconnects_total 1") &&
+			strings.Contains(m, "chat_nats_publish_seconds_count 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics while NATS is down:\n%s", m)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the node's counters
 	}
 	// A newcomer cannot get a nickname reserved: close 1013, try again later.
 	if nc, _, err := websocket.Dial(ctx, a.ws+"/chat/down", nil); err == nil {
