@@ -46,23 +46,32 @@ func benchHub() chat.Config {
 func BenchmarkRoom(b *testing.B) {
 	per := benchEnv("CHAT_BENCH_CLIENTS", 1000)
 	msgs := benchEnv("CHAT_BENCH_MESSAGES", 20)
-	b.Run("embedded", func(b *testing.B) {
-		n := startNodeWith(b, "", 1, benchHub())
-		benchRoom(b, []*node{n}, per, msgs)
-	})
-	for _, k := range []int{1, 2, 3} {
-		b.Run(fmt.Sprintf("nodes=%d", k), func(b *testing.B) {
-			ns := natstest.Start(b)
-			var nodes []*node
-			for range k {
-				nodes = append(nodes, startNodeWith(b, ns.URL(), 1, benchHub()))
-			}
-			benchRoom(b, nodes, per, msgs)
+	// burst: every sender posts all its messages at once (throughput);
+	// paced: each sender posts 5 a second, the default -rate (latency at a
+	// load the machine keeps up with).
+	for _, pace := range []time.Duration{0, 200 * time.Millisecond} {
+		mode := "burst"
+		if pace > 0 {
+			mode = "paced"
+		}
+		b.Run("embedded/"+mode, func(b *testing.B) {
+			n := startNodeWith(b, "", 1, benchHub())
+			benchRoom(b, []*node{n}, per, msgs, pace)
 		})
+		for _, k := range []int{1, 2, 3} {
+			b.Run(fmt.Sprintf("nodes=%d/%s", k, mode), func(b *testing.B) {
+				ns := natstest.Start(b)
+				var nodes []*node
+				for range k {
+					nodes = append(nodes, startNodeWith(b, ns.URL(), 1, benchHub()))
+				}
+				benchRoom(b, nodes, per, msgs, pace)
+			})
+		}
 	}
 }
 
-func benchRoom(b *testing.B, nodes []*node, per, msgs int) {
+func benchRoom(b *testing.B, nodes []*node, per, msgs int, pace time.Duration) {
 	const senders = 10
 	room := fmt.Sprintf("bench%d", time.Now().UnixNano())
 	var before runtime.MemStats
@@ -164,6 +173,9 @@ func benchRoom(b *testing.B, nodes []*node, per, msgs int) {
 	for _, s := range sends {
 		go func() {
 			for j := range msgs {
+				if j > 0 && pace > 0 {
+					time.Sleep(pace) // the sender's pace, not a wait for work
+				}
 				if err := s.Write(ctx, websocket.TextMessage, []byte(fmt.Sprintf("%d %d", time.Now().UnixNano(), j))); err != nil {
 					return
 				}
