@@ -90,24 +90,36 @@ type LocalEngine struct {
 	store Store // nil: no history
 	seq   atomic.Uint64
 	mu    sync.Mutex
-	subs  map[string]func(Delivery)
+	// subs holds each room's subscribers. Usually one; two for a moment
+	// when a room's goroutine ends while a new one for the same name
+	// starts, and the old one's Stop must not remove the new one.
+	subs map[string]map[*localSub]struct{}
 }
+
+type localSub struct{ deliver func(Delivery) }
 
 // NewLocalEngine returns the single-node engine over store (nil: no history).
 func NewLocalEngine(store Store) *LocalEngine {
-	e := &LocalEngine{store: store, subs: map[string]func(Delivery){}}
+	e := &LocalEngine{store: store, subs: map[string]map[*localSub]struct{}{}}
 	e.seq.Store(firstID())
 	return e
 }
 
 // Subscribe implements Engine.
 func (e *LocalEngine) Subscribe(room string, deliver func(Delivery)) (*Subscription, error) {
+	s := &localSub{deliver: deliver}
 	e.mu.Lock()
-	e.subs[room] = deliver
+	if e.subs[room] == nil {
+		e.subs[room] = map[*localSub]struct{}{}
+	}
+	e.subs[room][s] = struct{}{}
 	e.mu.Unlock()
 	return &Subscription{Stop: func() {
 		e.mu.Lock()
-		delete(e.subs, room)
+		delete(e.subs[room], s)
+		if len(e.subs[room]) == 0 {
+			delete(e.subs, room)
+		}
 		e.mu.Unlock()
 	}}, nil
 }
@@ -128,11 +140,10 @@ func (e *LocalEngine) Publish(room string, recs []*Record) []error {
 		}
 	}
 	e.mu.Lock()
-	deliver := e.subs[room]
-	e.mu.Unlock()
-	if deliver != nil {
+	defer e.mu.Unlock()
+	for s := range e.subs[room] {
 		for _, rec := range recs {
-			deliver(Delivery{Kind: DeliverMessage, Rec: rec})
+			s.deliver(Delivery{Kind: DeliverMessage, Rec: rec})
 		}
 	}
 	return nil
