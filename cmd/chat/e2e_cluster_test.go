@@ -132,13 +132,13 @@ func TestBrowserCluster(t *testing.T) {
 	say(t, tb, "while A reconnects")
 	waitJS(t, ta, "reconnected", `document.getElementById("status").dataset.state === "open"`)
 	waitConnections(t, addrB, 2)
+	// The tab's resume token takes its nickname back from the dead node.
+	waitJS(t, ta, "the same nickname", `document.getElementById("nick-input").value === `+q(nickA))
 	waitMessage(t, ta, nickB, "while A reconnects") // replayed from JetStream
 	say(t, tb, "after the reconnect")
 	waitMessage(t, ta, nickB, "after the reconnect")
 	say(t, ta, "A is back")
-	// Under the nickname the node gave on reconnecting: the old one may
-	// still be held for the dead node (README: failures).
-	waitMessage(t, tb, "", "A is back")
+	waitMessage(t, tb, nickA, "A is back")
 	for _, text := range []string{"hello from A", "hello from B", "while A reconnects", "after the reconnect"} {
 		if n := countMessages(t, ta, text); n != 1 {
 			t.Errorf("tab A shows %q %d times", text, n)

@@ -17,6 +17,7 @@ import (
 // slow network never blocks a room.
 type Client struct {
 	id     string // unique connection ID, for presence across nodes
+	key    string // ResumeKey of the client's resume token, or ""
 	hub    *Hub
 	conn   Conn
 	json   bool
@@ -339,7 +340,7 @@ func (c *Client) command(text string) {
 			return
 		}
 		// Other nodes learn of the move before this one makes it.
-		if err := h.eng.Update(Member{Conn: c.id, Nick: c.Nick(), Room: room}, c.Nick()); err != nil {
+		if err := h.eng.Update(Member{Conn: c.id, Nick: c.Nick(), Room: room, Key: c.key}, c.Nick()); err != nil {
 			c.send(errorOut("unavailable", "you did not move to "+room+": "+err.Error()))
 			return
 		}

@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -55,6 +57,21 @@ type Member struct {
 	Conn string `json:"conn"` // unique connection ID
 	Nick string `json:"nick"`
 	Room string `json:"room"`
+	// Key is the hash of the client's resume token (ConnectOptions.Resume),
+	// or "". A connection that presents the same token may take the
+	// nickname over from a holder on another node: the same browser tab
+	// coming back through the load balancer after its node died.
+	Key string `json:"key,omitempty"`
+}
+
+// ResumeKey is the Member.Key for a client's resume token: a hash, so that
+// whoever can read the presence store cannot take over nicknames.
+func ResumeKey(token string) string {
+	if token == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte("chat resume token\x00" + token))
+	return hex.EncodeToString(h[:16])
 }
 
 // DeliveryKind says what a Delivery carries.

@@ -99,6 +99,10 @@ type ConnectOptions struct {
 	Since    uint64
 	HasSince bool
 	Remote   string // for logs
+	// Resume is a secret the client keeps across its reconnections (the
+	// browser client: one per tab). With it a client may take its
+	// nickname back from a connection on another node (see Member.Key).
+	Resume string
 }
 
 // Connect registers conn, gives it a nickname, starts its writer and joins
@@ -111,6 +115,7 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		id:         strconv.FormatUint(rand.Uint64(), 36),
+		key:        ResumeKey(o.Resume),
 		hub:        h,
 		conn:       conn,
 		json:       o.JSON,
@@ -153,7 +158,7 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 	// The local registry made nick free here; the engine makes it free on
 	// every node. Outside the lock: that may be a network round trip.
 	for try := 0; ; try++ {
-		err := h.eng.Claim(Member{Conn: c.id, Nick: nick, Room: o.Room})
+		err := h.eng.Claim(Member{Conn: c.id, Nick: nick, Room: o.Room, Key: c.key})
 		if err == nil {
 			break
 		}
@@ -271,7 +276,7 @@ func (h *Hub) rename(c *Client, nick, room string) (old string, err error) {
 	}
 	h.nicks[key] = c // reserved here while the engine decides
 	h.mu.Unlock()
-	err = h.eng.Update(Member{Conn: c.id, Nick: nick, Room: room}, old)
+	err = h.eng.Update(Member{Conn: c.id, Nick: nick, Room: room, Key: c.key}, old)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if err != nil {

@@ -38,7 +38,7 @@ func startNode(t *testing.T, urls string, replicas int) *node {
 
 // startNodeWith starts a node with the hub limits hc; urls "" means a
 // single node with its embedded store instead of NATS.
-func startNodeWith(t testing.TB, urls string, replicas int, hc chat.Config) *node {
+func startNodeWith(t testing.TB, urls string, replicas int, hc chat.Config, opts ...func(*cluster.Config)) *node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -46,8 +46,12 @@ func startNodeWith(t testing.TB, urls string, replicas int, hc chat.Config) *nod
 	data := t.TempDir()
 	if urls != "" {
 		var err error
-		eng, err = cluster.Open(ctx, cluster.Config{URLs: urls, Replicas: replicas, History: hc.History,
-			Heartbeat: 200 * time.Millisecond, DeadAfter: 2 * time.Second, OpTimeout: 3 * time.Second, Logger: testLogger()})
+		cc := cluster.Config{URLs: urls, Replicas: replicas, History: hc.History,
+			Heartbeat: 200 * time.Millisecond, DeadAfter: 2 * time.Second, OpTimeout: 3 * time.Second, Logger: testLogger()}
+		for _, o := range opts {
+			o(&cc)
+		}
+		eng, err = cluster.Open(ctx, cc)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wsdriver/websocket/cmd/chat/internal/chat"
+	"github.com/wsdriver/websocket/cmd/chat/internal/cluster"
 	"github.com/wsdriver/websocket/cmd/chat/internal/natstest"
 )
 
@@ -106,5 +109,48 @@ func TestNodeCutOffCatchesUp(t *testing.T) {
 		if e := r.next(isMessage); e.Text != fmt.Sprintf("m%d", i) {
 			t.Fatalf("after the cut, message %d: %q, want m%d", i, e.Text, i)
 		}
+	}
+}
+
+// TestResumeTakesNicknameBack: a client whose node is cut off (its
+// nickname still held there, long before the node would be presumed dead)
+// reconnects to another node with its resume token and gets its nickname
+// back at once; a client with another token or none does not.
+func TestResumeTakesNicknameBack(t *testing.T) {
+	ns := natstest.Start(t)
+	proxy := newCutter(t, ns.Addr().String())
+	slow := func(c *cluster.Config) { c.DeadAfter = time.Minute }
+	a := startNodeWith(t, proxy.url(), 1, chat.Config{History: 10}, slow)
+	b := startNodeWith(t, ns.URL(), 1, chat.Config{History: 10}, slow)
+	x := join(t, a.ws+"/chat/t?nick=xavier&resume=tab-secret")
+	if x.nick != "xavier" {
+		t.Fatalf("first claim: %q", x.nick)
+	}
+	w := join(t, b.ws+"/chat/t?nick=watcher")
+	w.say("/who")
+	w.next(func(e chat.Event) bool { return e.Type == "presence" && strings.Join(e.Users, ",") == "watcher,xavier" })
+	proxy.setCut(true)
+	waitStatus(t, a, 503)
+	for _, q := range []string{"nick=xavier", "nick=xavier&resume=another-secret"} {
+		if z := join(t, b.ws+"/chat/t?"+q); z.nick == "xavier" {
+			t.Fatalf("?%s took a nickname held by another client", q)
+		}
+	}
+	y := join(t, b.ws+"/chat/t?nick=xavier&resume=tab-secret")
+	if y.nick != "xavier" {
+		t.Fatalf("the same client, back on another node, got %q", y.nick)
+	}
+	// The others see the old connection leave and the new one join, in
+	// either order (the take-over reaches this node through the presence
+	// bucket, the join directly), and one xavier in the room.
+	seen := map[string]bool{}
+	for !seen["leave"] || !seen["join"] {
+		e := w.next(func(e chat.Event) bool { return (e.Type == "leave" || e.Type == "join") && e.Nick == "xavier" })
+		seen[e.Type] = true
+	}
+	w.say("/who")
+	p := w.next(func(e chat.Event) bool { return e.Type == "presence" })
+	if n := strings.Count(","+strings.Join(p.Users, ",")+",", ",xavier,"); n != 1 {
+		t.Fatalf("xavier %d times in the presence list %q", n, p.Users)
 	}
 }

@@ -148,6 +148,11 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 			e.Metrics.Disconnects.Add(1)
 			e.log.Warn("NATS disconnected", "err", err)
 		}),
+		// Asynchronous errors (a watcher's consumer lost during an
+		// outage and recreated) go to the log, not to stderr.
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			e.log.Debug("NATS asynchronous error", "err", err)
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			e.Metrics.Reconnects.Add(1)
 			e.log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
@@ -575,7 +580,11 @@ func (e *Engine) Claim(m chat.Member) error {
 	e.mu.Unlock()
 	ctx, cancel := e.opCtx()
 	defer cancel()
-	if _, err := e.nicks.Create(ctx, k, e.value(m)); err != nil {
+	_, err := e.nicks.Create(ctx, k, e.value(m))
+	if err != nil && taken(err) {
+		err = e.takeOver(ctx, k, m)
+	}
+	if err != nil {
 		e.mu.Lock()
 		if c, ok := e.claims[k]; ok && c.m.Conn == m.Conn {
 			delete(e.claims, k)
@@ -587,6 +596,24 @@ func (e *Engine) Claim(m chat.Member) error {
 		return unavailable(err)
 	}
 	return nil
+}
+
+// takeOver gives k to m when its holder, on another node, has the same
+// resume key: the same client came back elsewhere (its node died, or the
+// load balancer moved it). The revision check makes it atomic like Create.
+func (e *Engine) takeOver(ctx context.Context, k string, m chat.Member) error {
+	e.mu.Lock()
+	en := e.cache[k]
+	var rev uint64
+	if en != nil && m.Key != "" && en.Key == m.Key && en.Node != e.node {
+		rev = en.rev
+	}
+	e.mu.Unlock()
+	if rev == 0 {
+		return jetstream.ErrKeyExists
+	}
+	_, err := e.nicks.Update(ctx, k, e.value(m), rev)
+	return err
 }
 
 // Update implements chat.Engine: a new nickname is created before the old
@@ -624,10 +651,14 @@ func (e *Engine) release(k, conn string) {
 		delete(e.claims, k)
 	}
 	var rev uint64
-	if en := e.cache[k]; en != nil && en.Conn == conn {
+	en := e.cache[k]
+	if en != nil && en.Conn == conn {
 		rev = en.rev
 	}
 	e.mu.Unlock()
+	if en != nil && en.Conn != conn {
+		return // someone else holds it now (a take-over, or after a reap)
+	}
 	if e.connected() != nil {
 		return
 	}

@@ -341,7 +341,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	q := r.URL.Query()
-	opts := chat.ConnectOptions{Room: room, Nick: q.Get("nick"), Remote: r.RemoteAddr}
+	opts := chat.ConnectOptions{Room: room, Nick: q.Get("nick"), Resume: q.Get("resume"), Remote: r.RemoteAddr}
 	if v := q.Get("since"); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
 			opts.Since, opts.HasSince = n, true
