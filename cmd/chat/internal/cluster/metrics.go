@@ -4,8 +4,41 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// Metrics are the engine's counters, written by WritePrometheus.
+type Metrics struct {
+	Published     atomic.Uint64
+	Delivered     atomic.Uint64 // messages received from room feeds
+	PublishErrors atomic.Uint64
+	Disconnects   atomic.Uint64
+	Reconnects    atomic.Uint64
+	Reaped        atomic.Uint64 // nicknames freed for dead nodes
+	latency       histogram
+}
+
+// WritePrometheus writes the engine's metrics in the Prometheus text format.
+func (e *Engine) WritePrometheus(w io.Writer) error {
+	m := &e.Metrics
+	up := 0
+	if e.connected() == nil {
+		up = 1
+	}
+	_, err := fmt.Fprintf(w, "# HELP chat_nats_connected 1 when the node is connected to NATS.\n# TYPE chat_nats_connected gauge\nchat_nats_connected %d\n"+
+		"# HELP chat_nats_published_total Messages acknowledged by JetStream.\n# TYPE chat_nats_published_total counter\nchat_nats_published_total %d\n"+
+		"# HELP chat_nats_delivered_total Messages received from JetStream for this node's rooms.\n# TYPE chat_nats_delivered_total counter\nchat_nats_delivered_total %d\n"+
+		"# HELP chat_nats_publish_errors_total Messages refused because JetStream did not acknowledge them.\n# TYPE chat_nats_publish_errors_total counter\nchat_nats_publish_errors_total %d\n"+
+		"# HELP chat_nats_disconnects_total Losses of the NATS connection.\n# TYPE chat_nats_disconnects_total counter\nchat_nats_disconnects_total %d\n"+
+		"# HELP chat_nats_reconnects_total Reconnections to NATS.\n# TYPE chat_nats_reconnects_total counter\nchat_nats_reconnects_total %d\n"+
+		"# HELP chat_nats_reaped_total Nicknames freed for nodes presumed dead.\n# TYPE chat_nats_reaped_total counter\nchat_nats_reaped_total %d\n",
+		up, m.Published.Load(), m.Delivered.Load(), m.PublishErrors.Load(), m.Disconnects.Load(), m.Reconnects.Load(), m.Reaped.Load())
+	if err == nil {
+		err = m.latency.write(w, "chat_nats_publish_seconds", "Time from publishing a batch to JetStream's acknowledgement of each message.")
+	}
+	return err
+}
 
 // histogram is a Prometheus-style cumulative histogram of durations.
 type histogram struct {
