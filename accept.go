@@ -2,7 +2,9 @@ package websocket
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
@@ -11,7 +13,7 @@ import (
 	"time"
 )
 
-// ServerOptions configures the server side of a connection, as the seed's
+// ServerOptions configures the server side of a connection, as websocket-driver's
 // make-server keyword arguments do. The zero value is ready to use.
 type ServerOptions struct {
 	// MaxLength is the largest message accepted, in bytes, whole or summed
@@ -20,13 +22,13 @@ type ServerOptions struct {
 	// DefaultMaxLength; a negative value means no limit.
 	MaxLength int64
 
-	// Protocols are the subprotocols the server accepts (the seed's
+	// Protocols are the subprotocols the server accepts (websocket-driver's
 	// accept-protocols). The first protocol in the client's offer that is in
 	// this list is chosen; if none is, the response names none and the
 	// connection proceeds without one.
 	Protocols []string
 
-	// Header holds extra headers for the handshake response (the seed's
+	// Header holds extra headers for the handshake response (websocket-driver's
 	// additional-headers). Headers the handshake itself sets are ignored.
 	Header http.Header
 
@@ -48,16 +50,71 @@ type ServerOptions struct {
 	// Compression turns permessage-deflate on when the client offers it;
 	// nil leaves it off.
 	Compression *CompressionOptions
+
+	// BorrowMessageData makes the event API lend Message.Data instead of
+	// giving it away: Data is then only valid until OnMessage returns, and
+	// may alias buffers that are reused by other connections, which saves
+	// an allocation and a copy per message. Set it only when no handler
+	// keeps Data (or anything sliced from it) after returning. By default
+	// each message's Data is a new slice that the handler owns.
+	BorrowMessageData bool
+
+	// Logger receives the library's diagnostics: a panic in an event
+	// handler (at error level, with the panic value and stack) and, at
+	// debug level, connections failed for breaking the protocol and
+	// refused handshakes. nil means slog.Default().
+	Logger *slog.Logger
+
+	// CheckOrigin, when set, replaces the default origin policy (and
+	// OriginPatterns and InsecureSkipOriginCheck): it is called with the
+	// handshake request, and false refuses it with 403 Forbidden and the
+	// reason "origin not allowed". It must not keep r.
+	CheckOrigin func(r *http.Request) bool
+
+	// Authorize, when set, is called with the handshake request after the
+	// protocol checks and the origin policy passed, before the upgrade. A
+	// non-nil error refuses the handshake: with the status of a
+	// *HandshakeError in the error's chain (such as 401 Unauthorized) and
+	// its Reason, or else with 403 Forbidden and the error's text. It must
+	// not keep r.
+	Authorize func(r *http.Request) error
+
+	// WriteTimeout bounds every write of a frame or message (Send*, Write,
+	// WritePrepared, each fragment of a NextWriter, control frames), on top
+	// of any context deadline: the earlier wins. A write that hits it
+	// returns ErrWriteTimeout and drops the connection. 0 means
+	// DefaultWriteTimeout; a negative value means no bound.
+	WriteTimeout time.Duration
+
+	// PingInterval turns keepalive on: a ping is sent every PingInterval,
+	// and a peer from which nothing arrives within PongTimeout of a ping is
+	// dropped with StatusAbnormalClosure and ErrPongTimeout (see
+	// "Keepalive" in the package documentation). 0, the default, leaves it
+	// off.
+	PingInterval time.Duration
+
+	// PongTimeout is how long after a keepalive ping the peer has to show
+	// it is alive; 0 means PingInterval. Unused without PingInterval.
+	PongTimeout time.Duration
 }
 
 // NewServer returns the server side of a connection for the handshake
-// request r, as the seed's make-server: nothing is sent until Start, so
+// request r, as websocket-driver's make-server: nothing is sent until Start, so
 // handlers can be registered first. opts may be nil.
+//
+// Once the handshake is done the connection keeps nothing of r, w or
+// their buffers: the request's headers can be collected while the
+// connection lives, unless a handler closure refers to r. The request's
+// size is bounded by the http.Server that parsed it: its MaxHeaderBytes
+// (net/http's default is 1 MB) caps the headers a client may send, and a
+// WebSocket server seldom needs more than a few KiB.
 func NewServer(w http.ResponseWriter, r *http.Request, opts *ServerOptions) *Conn {
 	if opts == nil {
 		opts = &ServerOptions{}
 	}
 	c := newConn(false, opts.MaxLength, opts.CloseTimeout)
+	c.borrow, c.logger = opts.BorrowMessageData, opts.Logger
+	c.configureBounds(opts.WriteTimeout, opts.PingInterval, opts.PongTimeout)
 	c.hs = &handshakeInputs{w: w, r: r, serverOpt: *opts}
 	return c
 }
@@ -66,10 +123,19 @@ func NewServer(w http.ResponseWriter, r *http.Request, opts *ServerOptions) *Con
 // connection, for use with the blocking API (Read, Write, ...). If the
 // request is not an acceptable WebSocket handshake, Accept answers it with
 // an HTTP error (400, 403, 405 or 426, with the reason in the body) and
-// returns a *HandshakeError. opts may be nil.
+// returns a *HandshakeError. ServerOptions.CheckOrigin and Authorize let
+// the caller refuse a request (403 by default, or another status through a
+// *HandshakeError). opts may be nil.
+//
+// The returned connection keeps nothing of r; but the handler calling
+// Accept has r on its stack for as long as it runs the connection, so r
+// and all its headers stay in memory that long. Bound them with the
+// http.Server's MaxHeaderBytes (net/http's default is 1 MB), or run the
+// connection from a function that does not hold r.
 func Accept(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*Conn, error) {
 	c := NewServer(w, r, opts)
 	if err := c.accept(); err != nil {
+		c.logDebug("websocket: opening handshake failed", "client", false, "error", err)
 		c.finish(err)
 		return nil, err
 	}
@@ -111,9 +177,27 @@ func (c *Conn) accept() error {
 	if len(keys) != 1 || !validHandshakeKey(keys[0]) {
 		return refuse(w, http.StatusBadRequest, `"Sec-WebSocket-Key" must be one base64-encoded 16-byte value`)
 	}
-	if !opts.InsecureSkipOriginCheck {
+	switch {
+	case opts.CheckOrigin != nil:
+		if !opts.CheckOrigin(r) {
+			return refuse(w, http.StatusForbidden, "origin not allowed")
+		}
+	case !opts.InsecureSkipOriginCheck:
 		if err := checkOrigin(r, opts.OriginPatterns); err != nil {
 			return refuse(w, http.StatusForbidden, err.Error())
+		}
+	}
+	if opts.Authorize != nil {
+		if err := opts.Authorize(r); err != nil {
+			status, reason := http.StatusForbidden, err.Error()
+			var he *HandshakeError
+			if errors.As(err, &he) && he.StatusCode >= 400 && he.StatusCode <= 599 {
+				status, reason = he.StatusCode, he.Reason
+				if reason == "" {
+					reason = http.StatusText(status)
+				}
+			}
+			return refuse(w, status, reason)
 		}
 	}
 	c.subprotocol = selectProtocol(headerTokens(r.Header, "Sec-WebSocket-Protocol"), opts.Protocols)
@@ -149,13 +233,13 @@ func (c *Conn) accept() error {
 		nc.Close()
 		return fmt.Errorf("websocket: writing the handshake response: %w", err)
 	}
-	c.opened(nc, buffered)
+	err = c.opened(nc, buffered)
 	// net/http's serving goroutine lives as long as the handler, and with it
 	// the reader and writer it handed over, 4 KiB of buffer each. They are
 	// ours now and no longer needed: emptying them lets the buffers go.
 	*brw.Reader = bufio.Reader{}
 	*brw.Writer = bufio.Writer{}
-	return nil
+	return err // non-nil if the connection was closed during the handshake
 }
 
 // reservedHeaders are set by the handshake; ServerOptions.Header and
@@ -184,11 +268,13 @@ func appendExtraHeaders(dst []byte, h http.Header) []byte {
 }
 
 // selectProtocol picks the first protocol the client offered that the
-// server accepts.
+// server accepts. It returns the server's own string: the offered one is a
+// slice of the request's header, which it would keep in memory for the
+// connection's life.
 func selectProtocol(offered, accepted []string) string {
 	for _, p := range offered {
-		if slices.Contains(accepted, p) {
-			return p
+		if i := slices.Index(accepted, p); i >= 0 {
+			return accepted[i]
 		}
 	}
 	return ""

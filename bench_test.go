@@ -122,3 +122,36 @@ func BenchmarkDecoder(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEventRead reads 1 KiB masked client messages as the event loop
+// does and hands each to a handler: by default the handler owns Data (one
+// allocation and copy per message), with BorrowMessageData it borrows the
+// read buffer.
+func BenchmarkEventRead(b *testing.B) {
+	for _, mode := range []string{"owned", "borrowed"} {
+		b.Run(mode+"/1KiB", func(b *testing.B) {
+			const n = 1 << 10
+			payload := make([]byte, n)
+			for i := range payload {
+				payload[i] = 'a' + byte(i%26)
+			}
+			c := benchConn(false, clientFrame(true, 0, opBinary, payload))
+			c.borrow = mode == "borrowed"
+			var got int
+			c.OnMessage(func(m Message) { got += len(m.Data) })
+			handler := c.events.get().message
+			var buf []byte
+			b.SetBytes(n)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				typ, msg, kept, err := c.readEventMessage(buf)
+				if err != nil || len(msg) != n {
+					b.Fatal(len(msg), err)
+				}
+				buf = kept
+				c.deliverMessage(handler, Message{Type: typ, Data: msg})
+			}
+		})
+	}
+}

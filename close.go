@@ -82,7 +82,15 @@ func (c StatusCode) validOnWire() bool {
 type CloseError struct {
 	Code   StatusCode
 	Reason string
+
+	// err is the library's cause of a 1006 it decided on itself, such as
+	// ErrWriteTimeout or ErrPongTimeout, so that errors.Is finds it.
+	err error
 }
+
+// Unwrap returns the cause of a drop the library decided on (ErrWriteTimeout,
+// ErrPongTimeout), or nil.
+func (e *CloseError) Unwrap() error { return e.err }
 
 // Error describes the close code and reason.
 func (e *CloseError) Error() string {
@@ -180,20 +188,33 @@ func checkCloseArgs(code StatusCode, reason string) error {
 	return nil
 }
 
-// Close starts the closing handshake (RFC 6455 §7.1.2), as the seed's
+// Close starts the closing handshake (RFC 6455 §7.1.2), as websocket-driver's
 // close-connection: it sends a close frame with code and reason, then waits
 // for the peer's close frame, at most the close timeout, and closes the TCP
 // connection. With the event API (after Start) it returns once the frame is
 // sent and the read loop finishes the handshake, so it may be called from a
 // handler. Calling Close on a closed connection returns ErrClosed; while a
-// handshake is under way it waits for it.
+// handshake is under way it waits for it. Close before the connection
+// opened (even while Start is dialing or answering the handshake, from
+// another goroutine) ends it: Start then returns an error wrapping
+// ErrClosed and the network connection is closed. If another goroutine's
+// write is stuck on a peer that does not read, the close frame waits for it
+// at most the write timeout (or the close timeout, if shorter); the
+// connection is then dropped and Close returns ErrClosed.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	if err := checkCloseArgs(code, reason); err != nil {
 		return err
 	}
-	if c.netConn == nil { // never opened: there is no one to tell
+	if c.ReadyState() == Connecting {
+		// Never opened: there is no one to tell. If a Start is completing
+		// the handshake right now, finish and its compare-and-swap decide:
+		// either the new socket is closed and Start fails, or the open
+		// connection is dropped.
 		c.finish(&CloseError{Code: code, Reason: reason})
 		return nil
+	}
+	if c.ReadyState() == Closed {
+		return ErrClosed
 	}
 	c.closeMu.Lock()
 	if c.closeSent {
@@ -203,7 +224,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 			return ErrClosed
 		default:
 		}
-		if !c.eventing {
+		if !c.eventing.Load() {
 			<-c.done
 		}
 		return nil
@@ -217,7 +238,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	if err := c.writeControl(opClose, appendClosePayload(p[:0], code, reason)); err != nil {
 		return err
 	}
-	if c.eventing {
+	if c.eventing.Load() {
 		return nil
 	}
 	c.awaitClose()

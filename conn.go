@@ -3,6 +3,8 @@ package websocket
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -33,7 +35,7 @@ func (t MessageType) String() string {
 	return "MessageType(" + strconv.Itoa(int(t)) + ")"
 }
 
-// ReadyState is where a connection is in its life, as in the seed's
+// ReadyState is where a connection is in its life, as in websocket-driver's
 // ready-state and the browser's WebSocket.readyState.
 type ReadyState int32
 
@@ -45,7 +47,7 @@ const (
 	Closed                       // the TCP connection is closed
 )
 
-// String returns the state as the seed names it: "connecting", "open",
+// String returns the state as websocket-driver names it: "connecting", "open",
 // "closing" or "closed".
 func (s ReadyState) String() string {
 	switch s {
@@ -62,7 +64,7 @@ func (s ReadyState) String() string {
 }
 
 // DefaultMaxLength is the default limit on the size of a received message,
-// the seed's #x3ffffff bytes (64 MiB - 1).
+// websocket-driver's #x3ffffff bytes (64 MiB - 1).
 const DefaultMaxLength = 0x3ffffff
 
 // DefaultCloseTimeout bounds the closing handshake: how long a connection
@@ -86,7 +88,7 @@ const pooledReadBufferSize = 16384
 var aLongTimeAgo = time.Unix(1, 0)
 
 // Conn is a WebSocket connection, server or client side. It offers the
-// seed's event API (On..., Start, Send...) and a blocking API (Read,
+// websocket-driver's event API (On..., Start, Send...) and a blocking API (Read,
 // ReadMessage, NextReader, Write, NextWriter) over one protocol core; use
 // one style per connection. See the package documentation for which methods
 // may run concurrently.
@@ -101,9 +103,16 @@ type Conn struct {
 	closeTimeout time.Duration
 	subprotocol  string
 	pmd          *deflateConn // permessage-deflate state; nil when not negotiated
+	borrow       bool         // the options' BorrowMessageData
+	logger       *slog.Logger // the options' Logger; nil means slog.Default()
 
-	netConn net.Conn
-	state   atomic.Int32
+	// netConn is written once, by opened, before the compare-and-swap that
+	// moves state from Connecting to Open publishes it: read it only after
+	// seeing a state other than Connecting (and, once Closed, only if
+	// hadOpened says the connection did open).
+	netConn   net.Conn
+	state     atomic.Int32
+	hadOpened bool // set by finish before Done fires
 
 	// Reading: one reader at a time holds readSem.
 	readSem  chan struct{}
@@ -115,8 +124,8 @@ type Conn struct {
 	rend     int
 	inMsg    bool // a data message was partly returned by NextReader
 	msgRead  messageReader
-	eventing bool     // Start's read loop owns the read side
-	poll     pollLink // the event loop's registration with the poller (poll.go)
+	eventing atomic.Bool // Start was called: its read loop owns the read side
+	poll     pollLink    // the event loop's registration with the poller (poll.go)
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
@@ -144,6 +153,11 @@ type Conn struct {
 	pendingMu sync.Mutex
 	pending   []pendingSend // sends made while connecting
 	flushed   bool
+
+	// Bounds on writes (write.go) and keepalive (keepalive.go).
+	writeTimeout time.Duration // <0: none
+	wdl          time.Duration // the write deadline armed last, since monoEpoch; 0 if none; under frameMu
+	ka           keepalive
 }
 
 // handshakeInputs is what NewServer and NewClient keep for the handshake.
@@ -169,6 +183,7 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 		readSem:      make(chan struct{}, 1),
 		msgSem:       make(chan struct{}, 1),
 		done:         make(chan struct{}),
+		writeTimeout: DefaultWriteTimeout,
 	}
 	c.dec.expectMasked = !client
 	c.dec.maxLength = maxLength
@@ -179,15 +194,45 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 
 // opened attaches the network connection once the handshake succeeded.
 // buffered holds bytes that arrived after the handshake and were already
-// read from the network.
-func (c *Conn) opened(nc net.Conn, buffered []byte) {
+// read from the network. The move from Connecting to Open is one
+// compare-and-swap, which publishes netConn: if Close (or CloseNow) ended
+// the connection while the handshake was under way, nc is closed and the
+// error is the one the connection ended with.
+func (c *Conn) opened(nc net.Conn, buffered []byte) error {
 	c.netConn = nc
 	c.setupReadBuffer(nc, buffered)
-	c.state.Store(int32(Open))
+	if !c.state.CompareAndSwap(int32(Connecting), int32(Open)) {
+		c.releaseReadBuf()
+		c.releaseDeflate()
+		nc.Close()
+		<-c.done // finish, which moved the state, has set the error
+		if c.closeErr == nil {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w during the opening handshake: %w", ErrClosed, c.closeErr)
+	}
+	c.startKeepalive()
+	return nil
+}
+
+// openNetConn returns the network connection, or nil if the connection
+// never opened. Unlike the reading and writing paths, which run only once
+// the connection is open, it may be called at any time from any goroutine.
+func (c *Conn) openNetConn() net.Conn {
+	switch c.ReadyState() {
+	case Connecting:
+		return nil
+	case Closed:
+		<-c.done // finish is under way; it records whether we had opened
+		if !c.hadOpened {
+			return nil
+		}
+	}
+	return c.netConn
 }
 
 // Version returns the protocol version in use, "hybi-13" (RFC 6455), as the
-// seed's version does.
+// websocket-driver's version does.
 func (c *Conn) Version() string { return "hybi-13" }
 
 // Protocol returns the subprotocol agreed in the handshake, or "".
@@ -199,18 +244,20 @@ func (c *Conn) ReadyState() ReadyState { return ReadyState(c.state.Load()) }
 // RemoteAddr returns the peer's network address, or nil before the
 // handshake.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.netConn == nil {
+	nc := c.openNetConn()
+	if nc == nil {
 		return nil
 	}
-	return c.netConn.RemoteAddr()
+	return nc.RemoteAddr()
 }
 
 // LocalAddr returns the local network address, or nil before the handshake.
 func (c *Conn) LocalAddr() net.Addr {
-	if c.netConn == nil {
+	nc := c.openNetConn()
+	if nc == nil {
 		return nil
 	}
-	return c.netConn.LocalAddr()
+	return nc.LocalAddr()
 }
 
 // Done returns a channel that is closed when the connection is closed:
@@ -234,8 +281,13 @@ func (c *Conn) Err() error {
 func (c *Conn) finish(err error) {
 	c.doneOnce.Do(func() {
 		c.closeErr = err
-		c.state.Store(int32(Closed))
-		if c.netConn != nil {
+		// One swap against opened's compare-and-swap: a connection still
+		// connecting never opens now (opened closes its socket), and one
+		// that opened has published netConn. The handshake's goroutine
+		// owns the compression state until then.
+		wasOpen := ReadyState(c.state.Swap(int32(Closed))) != Connecting
+		if wasOpen {
+			c.hadOpened = true
 			c.closeSocket()
 		}
 		c.closeMu.Lock()
@@ -243,7 +295,10 @@ func (c *Conn) finish(err error) {
 			c.closeTimer.Stop()
 		}
 		c.closeMu.Unlock()
-		c.releaseDeflate()
+		c.stopKeepalive()
+		if wasOpen {
+			c.releaseDeflate()
+		}
 		close(c.done)
 		if c.polled() {
 			c.wakeLoop() // a parked event loop must run to report the close

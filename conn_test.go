@@ -78,7 +78,7 @@ func TestConcurrentWriters(t *testing.T) {
 			for i := 0; i < each; i++ {
 				msg := strings.Repeat(fmt.Sprintf("w%d-m%d;", g, i), 300)
 				if i%5 == 0 {
-					c.Ping([]byte("p"))
+					c.SendPing([]byte("p"))
 				}
 				if err := c.Write(ctx, TextMessage, []byte(msg)); err != nil {
 					t.Error(err)
@@ -108,10 +108,10 @@ func TestPingPong(t *testing.T) {
 	ctx := testContext(t)
 	pongs := make(chan string, 1)
 	c.OnPong(func(p []byte) { pongs <- string(p) })
-	if err := c.Ping([]byte("are you there")); err != nil {
+	if err := c.SendPing([]byte("are you there")); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Ping(make([]byte, 126)); err == nil {
+	if err := c.SendPing(make([]byte, 126)); err == nil {
 		t.Fatal("126-byte ping accepted")
 	}
 	c.Write(ctx, TextMessage, []byte("after ping"))

@@ -70,6 +70,15 @@ func (c *Conn) acceptClientExtensions(values []string, opts *CompressionOptions)
 	return nil
 }
 
+// Extensions returns the extensions agreed in the opening handshake as a
+// Sec-WebSocket-Extensions value, or "" when none were.
+func (c *Conn) Extensions() string {
+	if c.pmd == nil {
+		return ""
+	}
+	return c.pmd.params.format()
+}
+
 // enableDeflate switches the connection to permessage-deflate with the
 // agreed params: RSV1 becomes legal on a message's first frame.
 func (c *Conn) enableDeflate(params deflateParams, opts *CompressionOptions) {

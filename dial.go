@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,7 +16,7 @@ import (
 	"time"
 )
 
-// ClientOptions configures the client side of a connection, as the seed's
+// ClientOptions configures the client side of a connection, as websocket-driver's
 // make-client keyword arguments do. The zero value is ready to use.
 type ClientOptions struct {
 	// MaxLength is the largest message accepted, as in ServerOptions.
@@ -33,7 +34,8 @@ type ClientOptions struct {
 	// ServerName defaults to the URL's host.
 	TLSConfig *tls.Config
 
-	// NetDialContext opens the TCP connection; nil means a net.Dialer.
+	// NetDialContext opens the TCP connection (to the proxy, if there is
+	// one); nil means a net.Dialer.
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// CloseTimeout bounds the closing handshake; 0 means DefaultCloseTimeout.
@@ -41,16 +43,49 @@ type ClientOptions struct {
 
 	// Compression offers permessage-deflate; nil offers nothing.
 	Compression *CompressionOptions
+
+	// Proxy picks the proxy for a connection (proxy.go), given the
+	// handshake as an HTTP request whose URL is the WebSocket URL with ws
+	// as http and wss as https, so that net/http's helpers apply: nil means
+	// http.ProxyFromEnvironment (HTTP_PROXY for ws://, HTTPS_PROXY for
+	// wss://, NO_PROXY; never for localhost or loopback addresses), and
+	// http.ProxyURL(u) always uses u. A nil URL means no proxy: a func
+	// returning nil, nil turns the environment's proxy off. Proxy URLs may
+	// be http:// (CONNECT, with Basic credentials from the URL's userinfo),
+	// socks5:// (names resolved here) or socks5h:// (resolved by the proxy).
+	Proxy func(*http.Request) (*url.URL, error)
+
+	// BorrowMessageData lends Message.Data to OnMessage instead of giving
+	// it away, as in ServerOptions: Data is then only valid until the
+	// handler returns and may alias buffers reused by other connections.
+	BorrowMessageData bool
+
+	// Logger receives the library's diagnostics, as in ServerOptions; nil
+	// means slog.Default().
+	Logger *slog.Logger
+
+	// WriteTimeout bounds every write, as in ServerOptions.
+	WriteTimeout time.Duration
+
+	// PingInterval turns keepalive on, as in ServerOptions; 0 leaves it
+	// off.
+	PingInterval time.Duration
+
+	// PongTimeout is how long a keepalive ping waits for a sign of life, as
+	// in ServerOptions; 0 means PingInterval.
+	PongTimeout time.Duration
 }
 
 // NewClient returns the client side of a connection to url (ws:// or
-// wss://), as the seed's make-client: nothing is sent until Start, so
+// wss://), as websocket-driver's make-client: nothing is sent until Start, so
 // handlers can be registered first. opts may be nil.
 func NewClient(url string, opts *ClientOptions) *Conn {
 	if opts == nil {
 		opts = &ClientOptions{}
 	}
 	c := newConn(true, opts.MaxLength, opts.CloseTimeout)
+	c.borrow, c.logger = opts.BorrowMessageData, opts.Logger
+	c.configureBounds(opts.WriteTimeout, opts.PingInterval, opts.PongTimeout)
 	c.hs = &handshakeInputs{url: url, clientOpt: *opts}
 	return c
 }
@@ -102,13 +137,9 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 		}
 		addr = net.JoinHostPort(u.Hostname(), port)
 	}
-	dialer := opts.NetDialContext
-	if dialer == nil {
-		dialer = (&net.Dialer{}).DialContext
-	}
-	nc, err := dialer(ctx, "tcp", addr)
+	nc, err := dialTCP(ctx, opts, u, secure, addr)
 	if err != nil {
-		return nil, fmt.Errorf("websocket: dial %s: %w", addr, err)
+		return nil, err
 	}
 	ok := false
 	defer func() {
@@ -141,7 +172,9 @@ func (c *Conn) dial(ctx context.Context) (*http.Response, error) {
 	if err = g.end(err); err != nil {
 		return resp, err
 	}
-	c.opened(nc, buffered)
+	if err := c.opened(nc, buffered); err != nil {
+		return resp, err // closed while dialing
+	}
 	ok = true
 	return resp, nil
 }
@@ -191,10 +224,11 @@ func (c *Conn) handshake(nc net.Conn, u *url.URL, opts *ClientOptions) (*http.Re
 		return fail("Sec-WebSocket-Accept is %q, want %q", got, want)
 	}
 	if p := resp.Header.Values("Sec-WebSocket-Protocol"); len(p) > 0 {
-		if len(p) > 1 || !slices.Contains(opts.Protocols, p[0]) {
+		i := slices.Index(opts.Protocols, p[0])
+		if len(p) > 1 || i < 0 {
 			return fail("server chose subprotocol %q, which was not offered", strings.Join(p, ", "))
 		}
-		c.subprotocol = p[0]
+		c.subprotocol = opts.Protocols[i] // ours: the response is not kept
 	}
 	if err := c.acceptClientExtensions(resp.Header.Values("Sec-WebSocket-Extensions"), opts.Compression); err != nil {
 		return fail("%v", err)

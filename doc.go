@@ -1,24 +1,28 @@
 // Package websocket implements the WebSocket protocol (RFC 6455, version
-// 13), server and client, with the event-driven API of websocket-driver and
-// an idiomatic blocking API over one protocol core. It imports nothing but
-// the standard library.
+// 13), server and client, with the event-driven API of websocket-driver
+// (the Common Lisp library by Eitaro Fukamachi whose API this package
+// mirrors: make-server, start-connection, on :message, send, ...) and an
+// idiomatic blocking API over one protocol core. It imports nothing but the
+// standard library.
 //
 // # Overview
 //
 // A server connection comes from an HTTP request, so it mounts on any
-// http.Handler: net/http's ServeMux, a router, any middleware. The seed's
-// echo server is:
+// http.Handler: net/http's ServeMux, a router, any middleware.
+// websocket-driver's echo server is:
 //
 //	http.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 //		ws := websocket.NewServer(w, r, nil)
-//		ws.OnMessage(func(m websocket.Message) { ws.Send(m.Data) })
+//		ws.OnMessage(func(m websocket.Message) {
+//			ws.Write(context.Background(), m.Type, m.Data) // text as text, binary as binary
+//		})
 //		ws.Start()
 //	})
 //
-// Send picks the message type from its argument (a string is sent as text,
-// a []byte as binary); SendText and SendBinary say it outright. To echo
-// each message with its own type and without a copy, a handler can call
-// ws.Write(ctx, m.Type, m.Data). A client is the mirror image:
+// Write sends a message of the type it is given, so the echo keeps each
+// message's type. Send picks the type from its argument (a string is sent
+// as text, a []byte as binary); SendText and SendBinary say it outright.
+// A client is the mirror image:
 //
 //	ws := websocket.NewClient("ws://localhost:5000/echo", nil)
 //	ws.OnMessage(func(m websocket.Message) { fmt.Println("Got:", m.Text()) })
@@ -40,17 +44,17 @@
 //		c.Write(ctx, typ, msg)
 //	}
 //
-// ServerOptions and ClientOptions carry the seed's options: MaxLength
+// ServerOptions and ClientOptions carry websocket-driver's options: MaxLength
 // (default 0x3ffffff bytes; a larger message closes the connection with
-// 1009), Protocols (the seed's accept-protocols) and Header (the seed's
+// 1009), Protocols (websocket-driver's accept-protocols) and Header (websocket-driver's
 // additional-headers), plus the origin policy, compression and timeouts.
-// Version, Protocol and ReadyState report what the seed's version, protocol
+// Version, Protocol and ReadyState report what websocket-driver's version, protocol
 // and ready-state do.
 //
 // # Events
 //
 // The handlers are OnOpen, OnMessage, OnClose, OnError, OnPing and OnPong.
-// Start (the seed's start-connection) sends the handshake, and then the
+// Start (websocket-driver's start-connection) sends the handshake, and then the
 // connection's event loop reads it and calls the handlers, one at a time,
 // in the order things arrived.
 //
@@ -67,8 +71,12 @@
 // A handler may call any method of the
 // connection, including Send and Close, but while it runs no other event of
 // that connection is delivered and pings wait for their pong: keep handlers
-// short, and hand long work to another goroutine. Message.Data is reused
-// after OnMessage returns; copy it (or use Text) to keep it. OnClose is
+// short, and hand long work to another goroutine. Message.Data belongs to
+// the handler, which may keep it; with BorrowMessageData it is only lent
+// until OnMessage returns (no allocation per message). A panic in a handler
+// is recovered: it is logged, with its stack, through the options' Logger
+// (slog.Default() if nil), and that connection alone is closed with 1011
+// (a panic in OnError or OnClose is only logged). OnClose is
 // called exactly once, last, with the close code and reason the peer sent,
 // 1006 if the TCP connection dropped without a close frame, or the code the
 // library failed the connection with after a protocol error (which OnError
@@ -77,7 +85,7 @@
 //
 // # Concurrency
 //
-// Every sending method (Send, SendText, SendBinary, Ping, Write,
+// Every sending method (Send, SendText, SendBinary, SendPing, Ping, Write,
 // WritePrepared, NextWriter, Close, CloseNow) is safe to call from any
 // number of goroutines: whole messages go out one at a time, and control
 // frames (pings, pongs, close) may go between the fragments of a message
@@ -114,6 +122,36 @@
 // unharmed, because the protocol core keeps every byte it has been given.
 // A context that ends in the middle of a message, or of a write, drops the
 // connection, since the stream can no longer be resumed.
+//
+// # Write timeout
+//
+// Every write (Send, SendText, SendBinary, SendPing, Ping, Write,
+// WritePrepared, each fragment of a NextWriter, the pongs and close frames
+// the library sends) is bounded by WriteTimeout (DefaultWriteTimeout, 10 s,
+// unless the options say otherwise), and by the context of the methods
+// that take one: the earlier wins. Write(ctx, typ, p) is the context
+// variant of SendText and SendBinary. A write to a peer that stopped
+// reading returns ErrWriteTimeout (errors.Is(err, os.ErrDeadlineExceeded)
+// holds too) and drops the connection, since a frame is then half-sent:
+// later calls return ErrClosed, reads and OnClose report
+// StatusAbnormalClosure, and Close called meanwhile returns within the
+// write timeout (or the close timeout, if shorter).
+//
+// # Keepalive
+//
+// A peer that vanished without closing TCP looks idle for ever. With
+// PingInterval set (it is off by default: a program using the blocking API
+// that does not always have a Read waiting would see its healthy
+// connections dropped), the connection sends a ping every interval and
+// drops the peer, with StatusAbnormalClosure, a reason naming the missing
+// pong and ErrPongTimeout, when nothing at all arrives within PongTimeout
+// (default: PingInterval) of a ping. Any byte received counts as a sign of
+// life, so a pong queued behind a large message does not condemn a slow
+// but healthy peer. Pongs are seen only while the connection is read: the
+// event loop always reads (a parked loop is woken by the pong, and the
+// schedule is a runtime timer, not a goroutine), while with the blocking
+// API a goroutine must be in Read, ReadMessage or NextReader. Ping(ctx)
+// sends one ping and returns the round trip once its pong arrives.
 //
 // # Compression
 //
@@ -169,7 +207,10 @@
 // WebSocket hijacking). So a server accepts by default only a request with
 // no Origin header (not a browser) or with its own origin (the Origin's
 // host equals the request's Host); ServerOptions.OriginPatterns allows
-// more, and a refused origin gets 403 Forbidden. Received messages are
+// more, and a refused origin gets 403 Forbidden. ServerOptions.CheckOrigin
+// replaces that policy with the caller's own, and ServerOptions.Authorize
+// can refuse a handshake (with 403, or the status of a *HandshakeError it
+// returns, such as 401) before the connection is upgraded. Received messages are
 // limited by MaxLength, checked against the length a frame announces before
 // its payload is read, so a peer cannot make the library buffer more.
 // Malformed handshakes get 400 (426 with Sec-WebSocket-Version: 13 for a

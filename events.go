@@ -7,9 +7,17 @@ import (
 	"sync"
 )
 
-// Message is a data message as the event API delivers it. Data is only
-// valid until the OnMessage handler returns (the buffer is reused for the
-// next message): copy it, or call Text, to keep it.
+// Message is a data message as the event API delivers it.
+//
+// By default Data belongs to the handler: it is a new slice for each
+// message, which the handler may keep, change or hand to other goroutines
+// after OnMessage returns; the library never touches it again. With
+// ServerOptions.BorrowMessageData (or ClientOptions.BorrowMessageData)
+// Data is only lent: it is valid until OnMessage returns and may alias
+// read buffers that the library reuses, for this connection and for
+// others, so a handler that keeps it, or anything sliced from it, must
+// copy it first (Text returns a copy). Borrowing saves one allocation and
+// one copy per message.
 type Message struct {
 	Type MessageType
 	Data []byte
@@ -21,6 +29,10 @@ func (m Message) Text() string { return string(m.Data) }
 // eventHandlers holds the event API's callbacks. The mutex lets handlers be
 // registered while the connection runs; they are still best registered
 // before Start so that no event is missed.
+//
+// Every handler call recovers a panic (recover.go): the panic is logged
+// through the options' Logger and the connection, and only it, is closed
+// with StatusInternalError (1011).
 type eventHandlers struct {
 	mu      sync.Mutex
 	open    func()
@@ -31,11 +43,16 @@ type eventHandlers struct {
 	pong    func([]byte)
 }
 
-// OnOpen sets the handler called once the handshake is done.
+// OnOpen sets the handler called once the handshake is done. If it panics,
+// the panic is logged (see ServerOptions.Logger) and the connection is
+// closed with 1011.
 func (c *Conn) OnOpen(fn func()) { c.events.mu.Lock(); c.events.open = fn; c.events.mu.Unlock() }
 
 // OnMessage sets the handler called for each data message; Message.Type
-// tells text from binary.
+// tells text from binary. Message.Data is the handler's to keep unless
+// BorrowMessageData was set (see Message). If the handler panics, the
+// panic is logged (see ServerOptions.Logger) and the connection is closed
+// with 1011; the process and the other connections carry on.
 func (c *Conn) OnMessage(fn func(Message)) {
 	c.events.mu.Lock()
 	c.events.message = fn
@@ -45,7 +62,8 @@ func (c *Conn) OnMessage(fn func(Message)) {
 // OnClose sets the handler called exactly once when the connection has
 // closed, with the close code and reason the peer sent; StatusAbnormalClosure
 // (1006) if TCP went down without a close frame, or the code the library
-// failed the connection with after a protocol error.
+// failed the connection with after a protocol error. A panic in it is
+// logged (see ServerOptions.Logger) and otherwise ignored.
 func (c *Conn) OnClose(fn func(code StatusCode, reason string)) {
 	c.events.mu.Lock()
 	c.events.close = fn
@@ -53,15 +71,20 @@ func (c *Conn) OnClose(fn func(code StatusCode, reason string)) {
 }
 
 // OnError sets the handler called when the peer breaks the protocol; the
-// error is a *ProtocolError, and OnClose follows.
+// error is a *ProtocolError, and OnClose follows. A panic in it is logged
+// (see ServerOptions.Logger) and otherwise ignored: the connection is
+// already closing.
 func (c *Conn) OnError(fn func(error)) { c.events.mu.Lock(); c.events.err = fn; c.events.mu.Unlock() }
 
 // OnPing sets the handler called for each ping received, after the library
 // has answered it with a pong. The payload is only valid during the call.
+// If it panics, the panic is logged (see ServerOptions.Logger) and the
+// connection is closed with 1011.
 func (c *Conn) OnPing(fn func([]byte)) { c.events.mu.Lock(); c.events.ping = fn; c.events.mu.Unlock() }
 
 // OnPong sets the handler called for each pong received. The payload is
-// only valid during the call.
+// only valid during the call. If it panics, the panic is logged (see
+// ServerOptions.Logger) and the connection is closed with 1011.
 func (c *Conn) OnPong(fn func([]byte)) { c.events.mu.Lock(); c.events.pong = fn; c.events.mu.Unlock() }
 
 func (h *eventHandlers) get() eventHandlers {
@@ -70,34 +93,7 @@ func (h *eventHandlers) get() eventHandlers {
 	return eventHandlers{open: h.open, message: h.message, close: h.close, err: h.err, ping: h.ping, pong: h.pong}
 }
 
-func (h *eventHandlers) firePing(p []byte) {
-	h.mu.Lock()
-	fn := h.ping
-	h.mu.Unlock()
-	if fn != nil {
-		fn(p)
-	}
-}
-
-func (h *eventHandlers) firePong(p []byte) {
-	h.mu.Lock()
-	fn := h.pong
-	h.mu.Unlock()
-	if fn != nil {
-		fn(p)
-	}
-}
-
-func (h *eventHandlers) fireError(err error) {
-	h.mu.Lock()
-	fn := h.err
-	h.mu.Unlock()
-	if fn != nil {
-		fn(err)
-	}
-}
-
-// Start does the seed's start-connection: it sends the handshake (the
+// Start does websocket-driver's start-connection: it sends the handshake (the
 // response on a server, the request on a client; a client waits for the
 // answer) and then reads the connection on a new goroutine, calling the
 // handlers. It returns once the connection is open, or with the handshake's
@@ -108,9 +104,12 @@ func (c *Conn) Start() error { return c.StartContext(context.Background()) }
 // StartContext is Start with a context bounding the client's dial and
 // handshake. The connection's life after the handshake is not bound to ctx.
 func (c *Conn) StartContext(ctx context.Context) error {
-	if c.ReadyState() != Connecting || c.netConn != nil || c.hs == nil {
+	if c.ReadyState() != Connecting || c.hs == nil || c.eventing.Load() {
 		return errors.New("websocket: Start called twice")
 	}
+	// Set before the handshake publishes the connection, so that a Close
+	// racing with Start knows the read loop will finish the handshake.
+	c.eventing.Store(true)
 	var err error
 	if c.client {
 		_, err = c.dial(ctx)
@@ -118,7 +117,9 @@ func (c *Conn) StartContext(ctx context.Context) error {
 		err = c.accept()
 	}
 	if err != nil {
+		c.logDebug("websocket: opening handshake failed", "client", c.client, "error", err)
 		c.finish(err)
+		c.eventing.Store(false) // no loop runs: reads report the failure
 		return err
 	}
 	c.startEventLoop()
@@ -127,19 +128,23 @@ func (c *Conn) StartContext(ctx context.Context) error {
 
 // startEventLoop hands the open connection to the event API's read loop.
 func (c *Conn) startEventLoop() {
-	c.eventing = true
 	// What was sent while connecting goes out now, before Start returns, so
 	// that a Close made after Start cannot overtake it.
 	c.flushPending()
 	c.readSem <- struct{}{} // the read loop owns the read side from now on
 	c.attachPoller()
+	if c.ReadyState() == Closed {
+		// Closed from another goroutine since the handshake: finish may
+		// have looked for a registration before attachPoller made it.
+		c.detachPoller()
+	}
 	go c.runEvents()
 }
 
 // runEvents starts the event API's read loop: OnOpen, then serveEvents.
 func (c *Conn) runEvents() {
 	if fn := c.events.get().open; fn != nil {
-		fn()
+		c.callOpen(fn)
 	}
 	// A new connection's peer has often nothing to say yet: when nothing
 	// arrived behind the handshake, the loop parks at once (the poller
@@ -181,15 +186,16 @@ func (c *Conn) serveEvents() {
 		if err != nil {
 			break
 		}
+		if typ == 0 {
+			continue // a ping or pong only: wait where the loop can park
+		}
 		// More bytes already read means more messages are probably
 		// waiting: what the handlers send goes out in one write once they
 		// have run (see sendLocked).
 		if c.rpos < c.rend && !c.batching.Load() {
 			c.beginBatch()
 		}
-		if fn := c.events.get().message; fn != nil {
-			fn(Message{Type: typ, Data: msg})
-		}
+		c.deliverMessage(c.events.get().message, Message{Type: typ, Data: msg})
 		if c.rpos == c.rend {
 			c.endBatch()
 		}
@@ -213,7 +219,7 @@ func (c *Conn) serveEvents() {
 		reason = err.Error()
 	}
 	if fn := c.events.get().close; fn != nil {
-		fn(code, reason)
+		c.callClose(fn, code, reason)
 	}
 }
 
@@ -243,7 +249,9 @@ type pendingSend struct {
 
 // Send sends v as a message: a string as text, a []byte as binary. Before
 // the connection is open the message is queued and sent once it opens, as
-// the seed's send does. Send is safe for concurrent use.
+// websocket-driver's send does. Send is safe for concurrent use. Once open, the
+// send is bounded by the write timeout (ErrWriteTimeout); Write is the
+// variant that takes a context.
 func (c *Conn) Send(v any) error {
 	switch v := v.(type) {
 	case string:
@@ -254,15 +262,20 @@ func (c *Conn) Send(v any) error {
 	return fmt.Errorf("websocket: Send takes a string or a []byte, not %T", v)
 }
 
-// SendText sends s as a text message (queued while connecting).
+// SendText sends s as a text message (queued while connecting), bounded by
+// the write timeout; Write(ctx, TextMessage, p) is its context variant.
 func (c *Conn) SendText(s string) error { return c.send(opText, []byte(s)) }
 
-// SendBinary sends b as a binary message (queued while connecting).
+// SendBinary sends b as a binary message (queued while connecting), bounded
+// by the write timeout; Write(ctx, BinaryMessage, b) is its context
+// variant.
 func (c *Conn) SendBinary(b []byte) error { return c.send(opBinary, b) }
 
-// Ping sends a ping with an optional payload of at most 125 bytes (queued
-// while connecting). The peer's pong reaches OnPong.
-func (c *Conn) Ping(data []byte) error {
+// SendPing sends a ping with an optional payload of at most 125 bytes
+// (queued while connecting), as websocket-driver's send-ping, without waiting for
+// the answer: the peer's pong reaches OnPong. Ping sends one and waits for
+// its pong.
+func (c *Conn) SendPing(data []byte) error {
 	if len(data) > maxControlPayload {
 		return fmt.Errorf("websocket: ping payload is %d bytes, the limit is %d", len(data), maxControlPayload)
 	}

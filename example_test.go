@@ -1,6 +1,7 @@
 package websocket_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -185,4 +186,45 @@ func ExampleHandshakeError() {
 		fmt.Println(he.StatusCode)
 	}
 	// Output: 403
+}
+
+// Who owns Message.Data. By default each message's Data is a new slice
+// that the handler may keep; with BorrowMessageData it is only lent until
+// OnMessage returns, saving an allocation per message, and what outlives
+// the handler must be copied.
+func ExampleMessage() {
+	kept := make(chan [][]byte, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		borrow := r.URL.Path == "/borrow"
+		ws := websocket.NewServer(w, r, &websocket.ServerOptions{BorrowMessageData: borrow})
+		var msgs [][]byte
+		ws.OnMessage(func(m websocket.Message) {
+			if borrow {
+				// Lent: the bytes may belong to another connection soon.
+				msgs = append(msgs, bytes.Clone(m.Data))
+			} else {
+				// Owned: keep the slice itself.
+				msgs = append(msgs, m.Data)
+			}
+		})
+		ws.OnClose(func(websocket.StatusCode, string) { kept <- msgs })
+		ws.Start()
+	}))
+	defer srv.Close()
+
+	ctx := context.Background()
+	for _, path := range []string{"/own", "/borrow"} {
+		c, _, err := websocket.Dial(ctx, wsURL(srv)+path, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, s := range []string{"one", "two", "three"} {
+			c.Write(ctx, websocket.TextMessage, []byte(s))
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+		fmt.Printf("%s: %q\n", path, <-kept)
+	}
+	// Output:
+	// /own: ["one" "two" "three"]
+	// /borrow: ["one" "two" "three"]
 }

@@ -88,7 +88,7 @@ func TestEventLoopParksAndWakes(t *testing.T) {
 	waitParked(t, ws)
 	pong := make(chan []byte, 1)
 	c.OnPong(func(p []byte) { pong <- append([]byte(nil), p...) })
-	if err := c.Ping([]byte("are you there")); err != nil {
+	if err := c.SendPing([]byte("are you there")); err != nil {
 		t.Fatal(err)
 	}
 	go c.Read(testContext(t)) // the client's reader delivers the pong

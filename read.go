@@ -60,6 +60,7 @@ func (c *Conn) beforeWait() error {
 func (c *Conn) filled(n int, err error) error {
 	c.rpos, c.rend = 0, n
 	if n > 0 {
+		c.heardFromPeer()
 		return nil // an error comes back on the next read
 	}
 	if err == nil {
@@ -77,9 +78,10 @@ func (c *Conn) handleEvent(ev event) (event, error) {
 	switch ev.kind {
 	case eventPing:
 		c.writeControl(opPong, ev.data) // a failure surfaces on the next read or write
-		c.events.firePing(ev.data)
+		c.firePing(ev.data)
 	case eventPong:
-		c.events.firePong(ev.data)
+		c.pongReceived(ev.data)
+		c.firePong(ev.data)
 	case eventClose:
 		return event{}, c.receiveClose(ev.code, ev.reason)
 	}
@@ -129,7 +131,10 @@ func (c *Conn) failProtocol(err error) error {
 		}
 		c.writeControl(opClose, appendClosePayload(p[:0], pe.Code, reason))
 	}
-	c.events.fireError(pe)
+	if c.debugEnabled() {
+		c.log().Debug("websocket: failing the connection: the peer broke the protocol", "remote", c.openNetConnAddr(), "error", pe)
+	}
+	c.fireError(pe)
 	c.linger()
 	c.finish(pe)
 	return pe
@@ -142,11 +147,18 @@ func (c *Conn) failTransport(err error) error {
 	return c.closeErr
 }
 
+// ErrEventLoopReads is returned by Read, ReadMessage and NextReader on a
+// connection whose event loop reads it (Start was called): its messages go
+// to the OnMessage handler, and the two reading styles cannot share a
+// connection.
+var ErrEventLoopReads = errors.New("websocket: the event loop reads this connection (Start was called); use OnMessage")
+
 // Read returns the next data message in a new slice. Control frames are
 // handled on the way: pings answered, the closing handshake completed.
 // Once the connection is closed Read returns a *CloseError (or the
 // *ProtocolError that failed it). If ctx ends before a message starts to
-// arrive, Read returns ctx.Err() and the connection stays usable.
+// arrive, Read returns ctx.Err() and the connection stays usable. On a
+// connection started with Start, Read returns ErrEventLoopReads at once.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	return c.ReadMessage(ctx, nil)
 }
@@ -157,6 +169,9 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 // while a message is partly read, the connection is dropped, since the rest
 // of the message could not be delivered.
 func (c *Conn) ReadMessage(ctx context.Context, buf []byte) (MessageType, []byte, error) {
+	if c.eventing.Load() {
+		return 0, buf[:0], ErrEventLoopReads
+	}
 	if err := c.acquire(ctx, c.readSem); err != nil {
 		return 0, buf[:0], err
 	}
@@ -185,11 +200,16 @@ func (c *Conn) readMessage(ctx context.Context, buf []byte) (MessageType, []byte
 	}
 }
 
-// readEventMessage is readMessage for the event loop, which hands each
-// message to OnMessage only until it returns. A message that arrived whole,
-// as one uncompressed frame inside the read buffer, is returned in place:
-// msg aliases the read buffer, unmasked and validated there, which saves
-// copying it. Others are assembled in buf; kept is the buffer to reuse.
+// readEventMessage is readMessage for the event loop. By default the
+// message is the handler's to keep: a new slice of exactly its size (one
+// allocation), read straight into it when the message is one frame, and
+// copied out of buf otherwise. With BorrowMessageData (c.borrow) nothing is
+// allocated: a message that arrived whole, as one uncompressed frame inside
+// the read buffer, is returned in place (msg aliases the read buffer,
+// unmasked and validated there), others are assembled in buf. kept is the
+// buffer to reuse.
+// Type 0 with no error means only control frames came and the read buffer
+// is drained: the loop should wait for the next message where it may park.
 func (c *Conn) readEventMessage(buf []byte) (typ MessageType, msg, kept []byte, err error) {
 	ctx := context.Background()
 	for {
@@ -198,14 +218,42 @@ func (c *Conn) readEventMessage(buf []byte) (typ MessageType, msg, kept []byte, 
 			return 0, nil, buf, err
 		}
 		if ev.kind != eventData {
+			if c.rpos == c.rend && c.polled() {
+				return 0, nil, buf, nil
+			}
 			continue
 		}
-		if ev.fin && !ev.compressed {
-			return ev.typ, ev.data, buf, nil
+		if ev.compressed {
+			typ, msg, err := c.continueMessage(ctx, append(buf[:0], ev.data...), ev)
+			return typ, c.ownMessage(msg, err), msg, err
+		}
+		if ev.fin {
+			return ev.typ, c.ownMessage(ev.data, nil), buf, nil
+		}
+		if !c.borrow && c.dec.inFrame && c.dec.hdr.fin {
+			// One frame, of a size its header announced: it goes straight
+			// into the caller's slice. Only what the read path would have
+			// asked for at once is allocated ahead, so that an announced
+			// size the peer never sends cannot reserve memory.
+			size := len(ev.data) + int(min(c.dec.remaining, 1<<20))
+			own := append(make([]byte, 0, size), ev.data...)
+			typ, msg, err := c.continueMessage(ctx, own, ev)
+			return typ, msg, buf, err
 		}
 		typ, msg, err := c.continueMessage(ctx, append(buf[:0], ev.data...), ev)
-		return typ, msg, msg, err
+		return typ, c.ownMessage(msg, err), msg, err
 	}
+}
+
+// ownMessage returns msg for OnMessage: itself when the handler borrows it,
+// otherwise a copy that the handler owns. A failed read delivers nothing.
+func (c *Conn) ownMessage(msg []byte, err error) []byte {
+	if c.borrow || err != nil {
+		return msg
+	}
+	own := make([]byte, len(msg))
+	copy(own, msg)
+	return own
 }
 
 // continueMessage completes a message whose first data event has been read
@@ -261,6 +309,9 @@ func (c *Conn) fillDirect(ctx context.Context, dst []byte) (int, event, error) {
 	}
 	n, err := c.netConn.Read(dst)
 	err = g.end(err)
+	if n > 0 {
+		c.heardFromPeer()
+	}
 	if n == 0 {
 		if err == nil || isContextErr(err) {
 			return 0, event{}, err
@@ -298,6 +349,9 @@ func (c *Conn) skipPartial(ctx context.Context) error {
 // discard whatever of it was not read. ctx bounds the wait for the message
 // to start; the reader's Read calls are not bounded by it.
 func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
+	if c.eventing.Load() {
+		return 0, nil, ErrEventLoopReads
+	}
 	if err := c.acquire(ctx, c.readSem); err != nil {
 		return 0, nil, err
 	}

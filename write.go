@@ -4,9 +4,48 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"strings"
 	"sync"
 	"time"
 )
+
+// DefaultWriteTimeout is the bound on a write when the options give none.
+// A peer that reads at all drains a socket buffer in far less (a megabyte
+// over a 1 Mbit/s link takes 8 s, and the kernel buffers hundreds of KiB of
+// it); a peer that has stopped reading is found in seconds, and a sender
+// is not held longer than the closing handshake's 5 s plus a margin for
+// slow links and pauses.
+const DefaultWriteTimeout = 10 * time.Second
+
+// ErrWriteTimeout is returned by a write that the write timeout (see
+// ServerOptions.WriteTimeout) cut short: the peer did not take the bytes in
+// time. The frame is then half-sent, so the connection is dropped, and the
+// reads and OnClose report StatusAbnormalClosure. It matches
+// os.ErrDeadlineExceeded with errors.Is, and has Timeout() true as a
+// net.Error does.
+var ErrWriteTimeout error = writeTimeoutError{}
+
+type writeTimeoutError struct{}
+
+func (writeTimeoutError) Error() string        { return "websocket: write timed out" }
+func (writeTimeoutError) Timeout() bool        { return true }
+func (writeTimeoutError) Temporary() bool      { return false }
+func (writeTimeoutError) Is(target error) bool { return target == os.ErrDeadlineExceeded }
+
+// configureBounds applies the options' write timeout and keepalive.
+func (c *Conn) configureBounds(writeTimeout, pingInterval, pongTimeout time.Duration) {
+	if writeTimeout != 0 {
+		c.writeTimeout = writeTimeout
+	}
+	if pingInterval > 0 {
+		if pongTimeout <= 0 {
+			pongTimeout = pingInterval
+		}
+		c.ka.interval, c.ka.timeout = pingInterval, pongTimeout
+	}
+}
 
 // Write buffers are pooled, not owned by connections, so an idle
 // connection holds none.
@@ -28,9 +67,10 @@ func checkMessageType(typ MessageType) error {
 }
 
 // Write sends p as one message of type typ. It waits for any message being
-// written by another goroutine to finish first. If ctx ends during the
-// write, the connection is dropped: a frame cut in the middle cannot be
-// recovered.
+// written by another goroutine to finish first. The write is bounded by ctx
+// and by the write timeout (the earlier wins): if ctx ends during the
+// write, or the timeout passes (ErrWriteTimeout), the connection is
+// dropped, since a frame cut in the middle cannot be recovered.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := checkMessageType(typ); err != nil {
 		return err
@@ -48,30 +88,120 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	return c.writeFrame(ctx, true, 0, opcode(typ), p)
 }
 
-// writeControl sends a control frame, bounded by the close timeout so that a
-// peer that stops reading cannot hold the reading goroutine forever.
+// writeControl sends a control frame, bounded by the close timeout as well
+// as the write timeout, so that a peer that stops reading cannot hold the
+// reading goroutine (which answers pings and close frames) for long.
 func (c *Conn) writeControl(op opcode, p []byte) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.closeTimeout)
-	defer cancel()
-	return c.writeFrame(ctx, true, 0, op, p)
+	limit := c.closeTimeout
+	if c.writeTimeout > 0 && c.writeTimeout < limit {
+		limit = c.writeTimeout
+	}
+	return c.writeFrameWithin(context.Background(), limit, true, 0, op, p)
 }
 
-// writeFrame writes one frame whole. A failed write leaves the stream in an
-// unknown state, so it ends the connection.
+// writeFrame writes one frame whole, bounded by ctx and the write timeout.
 func (c *Conn) writeFrame(ctx context.Context, fin bool, rsv uint8, op opcode, p []byte) error {
+	return c.writeFrameWithin(ctx, c.writeTimeout, fin, rsv, op, p)
+}
+
+// writeFrameWithin writes one frame whole, bounded by ctx and by limit (if
+// positive). A failed write leaves the stream in an unknown state, so it
+// ends the connection.
+func (c *Conn) writeFrameWithin(ctx context.Context, limit time.Duration, fin bool, rsv uint8, op opcode, p []byte) error {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	g, err := startIO(ctx, c.netConn, writeDeadline)
+	g, err := c.beginWrite(ctx, limit)
 	if err != nil {
 		return err
 	}
-	err = g.end(c.writeFrameLocked(fin, rsv, op, p))
-	if err != nil {
-		c.writeErr = err
-		c.finish(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error()})
+	return c.endWrite(g, c.writeFrameLocked(fin, rsv, op, p))
+}
+
+// beginWrite arms the write deadline for one write: the earlier of ctx's
+// deadline and limit from now; when ctx is cancelled the deadline moves to
+// the past so that a blocked write returns. The guard it returns (nil when
+// ctx cannot end) goes to endWrite. The caller holds frameMu.
+//
+// The hot path is a context that cannot end: it costs no allocation and
+// one read of the monotonic clock, and the deadline is moved only when the
+// one armed before leaves less than 15/16 of limit, since moving it takes
+// the runtime's locks and a connection writing many small messages would
+// otherwise pay for it every time. A write is so bounded by at least 15/16
+// of limit and at most limit.
+func (c *Conn) beginWrite(ctx context.Context, limit time.Duration) (*ioGuard, error) {
+	if ctx.Done() == nil {
+		if limit > 0 {
+			dl := time.Since(monoEpoch) + limit
+			if d := dl - c.wdl; c.wdl == 0 || d < 0 || d > limit>>4 {
+				c.netConn.SetWriteDeadline(monoEpoch.Add(dl))
+				c.wdl = dl
+			}
+		} else if c.wdl != 0 {
+			c.netConn.SetWriteDeadline(time.Time{})
+			c.wdl = 0
+		}
+		return nil, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var dl time.Time
+	if limit > 0 {
+		dl = time.Now().Add(limit)
+	}
+	if cdl, ok := ctx.Deadline(); ok && (dl.IsZero() || cdl.Before(dl)) {
+		dl = cdl
+	}
+	set := c.netConn.SetWriteDeadline
+	set(dl)
+	c.wdl = 0 // the guard clears the deadline when it ends
+	g := &ioGuard{ctx: ctx, set: set, fired: make(chan struct{})}
+	g.stop = context.AfterFunc(ctx, func() {
+		set(aLongTimeAgo)
+		close(g.fired)
+	})
+	return g, nil
+}
+
+// monoEpoch is the origin of the write deadlines a Conn remembers (wdl):
+// time.Since of a time with a monotonic reading reads one clock, where
+// time.Now reads two.
+var monoEpoch = time.Now()
+
+// endWrite ends a write begun by beginWrite and turns its error into one of
+// the library's: the context's error if ctx ended, ErrWriteTimeout if the
+// write timeout passed, ErrClosed if the connection was closed meanwhile
+// (by Close's timer, CloseNow or keepalive), else the network's error
+// wrapped. Any failure drops the connection. The caller holds frameMu.
+func (c *Conn) endWrite(g *ioGuard, err error) error {
+	if err = g.end(err); err == nil {
+		return nil
+	}
+	switch {
+	case isContextErr(err):
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = ErrWriteTimeout
+	case errors.Is(err, net.ErrClosed):
+		err = ErrClosed
+	default:
+		err = fmt.Errorf("websocket: write failed: %w", err)
+	}
+	// Whatever the cause, the stream is cut: later writes report a closed
+	// connection, reads and OnClose the cause. A socket closed under the
+	// write is already being finished by whoever closed it, with the
+	// reason that matters.
+	c.writeErr = ErrClosed
+	if err != ErrClosed {
+		ce := &CloseError{Code: StatusAbnormalClosure, Reason: strings.TrimPrefix(err.Error(), "websocket: ")}
+		if err == ErrWriteTimeout {
+			// Not the context's error: a read that returns it must not
+			// look like one whose own context ended.
+			ce.err = err
+		}
+		c.finish(ce)
 	}
 	return err
 }
@@ -270,16 +400,11 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	if c.writeErr != nil {
 		return c.writeErr
 	}
-	g, err := startIO(ctx, c.netConn, writeDeadline)
+	g, err := c.beginWrite(ctx, c.writeTimeout)
 	if err != nil {
 		return err
 	}
-	err = c.sendLocked(pm.frame)
-	if err = g.end(err); err != nil {
-		c.writeErr = err
-		c.finish(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error()})
-	}
-	return err
+	return c.endWrite(g, c.sendLocked(pm.frame))
 }
 
 // Write batching. When several messages arrive together, their replies
@@ -350,7 +475,8 @@ func (c *Conn) endBatch() {
 		return
 	}
 	var err error
-	if c.writeErr == nil {
+	if c.writeErr == nil && len(c.batch) > 0 {
+		c.beginWrite(context.Background(), c.writeTimeout)
 		err = c.flushBatchLocked()
 	}
 	c.batching.Store(false)
@@ -358,7 +484,6 @@ func (c *Conn) endBatch() {
 	largeWritePool.Put(c.batchBuf)
 	c.batchBuf, c.batch = nil, nil
 	if err != nil {
-		c.writeErr = err
-		c.finish(&CloseError{Code: StatusAbnormalClosure, Reason: "write failed: " + err.Error()})
+		c.endWrite(nil, err)
 	}
 }

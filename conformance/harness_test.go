@@ -314,7 +314,7 @@ func echoLoop(ctx context.Context, c *websocket.Conn) error {
 			c.Close(code, reason)
 		}
 		if p, ok := pingCommand(typ, data); ok {
-			c.Ping(p)
+			c.SendPing(p)
 		}
 		buf = data
 	}
@@ -361,7 +361,7 @@ func eventEcho(c *websocket.Conn, res chan<- error) {
 			c.Close(code, reason)
 		}
 		if p, ok := pingCommand(m.Type, m.Data); ok {
-			c.Ping(p)
+			c.SendPing(p)
 		}
 	})
 	c.OnClose(func(code websocket.StatusCode, reason string) {
@@ -393,7 +393,7 @@ func streamEcho(ctx context.Context, c *websocket.Conn) error {
 			c.Close(code, reason)
 		}
 		if p, ok := pingCommand(typ, head.b); ok {
-			c.Ping(p)
+			c.SendPing(p)
 		}
 	}
 }

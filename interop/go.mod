@@ -8,4 +8,6 @@ require (
 	github.com/wsdriver/websocket v0.0.0
 )
 
+require golang.org/x/net v0.40.0
+
 replace github.com/wsdriver/websocket => ..

@@ -470,8 +470,8 @@ func runPingFromPeer(oc *ourConn, _ Case) error {
 func runPingFromUs(oc *ourConn, _ Case) error {
 	readErr := make(chan error, 1)
 	go func() { readErr <- readUntilClosed(oc) }()
-	if err := oc.c.Ping(ourPing); err != nil {
-		return fmt.Errorf("Ping: %w", err)
+	if err := oc.c.SendPing(ourPing); err != nil {
+		return fmt.Errorf("SendPing: %w", err)
 	}
 	timer := time.NewTimer(10 * time.Second)
 	defer timer.Stop()

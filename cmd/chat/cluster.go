@@ -21,9 +21,13 @@ type clusterOptions struct {
 
 // clusterHelp is the part of -help that says what cluster mode changes.
 const clusterHelp = "Cluster mode (-nats set): several nodes form one chat over NATS JetStream.\n" +
-	"There -data is not used (history lives in JetStream), -history is the\n" +
-	"per-room limit of the shared stream (the node started last sets it), and\n" +
-	"-max-conns, -queue, -rate and the timeouts apply per node.\n\n"
+	"There -data is not used (history lives in JetStream), -history is what a\n" +
+	"joiner gets replayed and sets the shared stream's per-room limit (the node\n" +
+	"started last sets it); -max-conns, -max-conns-per-ip, -queue, -rate and the\n" +
+	"timeouts apply per node; -auth-secret must be the same on every node;\n" +
+	"-trusted-proxy names the load balancer; -tls-cert is per node (usually the\n" +
+	"load balancer terminates TLS); /healthz answers 503 while NATS is\n" +
+	"unreachable and /metrics adds chat_nats_*.\n\n"
 
 func addClusterFlags(fs *flag.FlagSet, o *clusterOptions, env func(name, envName string) string) {
 	fs.StringVar(&o.nats, "nats", "", "cluster mode: NATS server URLs with JetStream, comma-separated (nats://host:4222,...); empty runs a single node"+env("nats", "CHAT_NATS"))

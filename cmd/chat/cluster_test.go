@@ -126,7 +126,8 @@ func TestClusterKill9(t *testing.T) {
 func TestClusterFlags(t *testing.T) {
 	var help strings.Builder
 	parseFlags([]string{"-help"}, func(string) string { return "" }, &help)
-	for _, want := range []string{"-nats", "CHAT_NATS", "-nats-replicas", "-nats-dead-after", "Cluster mode", "-data is not used"} {
+	for _, want := range []string{"-nats", "CHAT_NATS", "-nats-replicas", "-nats-dead-after", "Cluster mode", "-data is not used",
+		"-trusted-proxy names the load balancer", "-auth-secret must be the same on every node", "-tls-cert is per node", "-max-conns-per-ip"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("-help does not mention %s", want)
 		}

@@ -56,9 +56,9 @@ http {
 }
 `
 
-// startNginx runs Debian's nginx as a load balancer in front of two nodes
+// startNginxLB runs Debian's nginx as a load balancer in front of two nodes
 // and returns its address.
-func startNginx(t *testing.T, nodeA, nodeB string) string {
+func startNginxLB(t *testing.T, nodeA, nodeB string) string {
 	t.Helper()
 	if _, err := os.Stat(nginxPath); err != nil {
 		if os.Getenv("CI") != "" {
@@ -108,7 +108,7 @@ func TestBrowserCluster(t *testing.T) {
 	a := startChild(t, args)
 	b := startChild(t, args)
 	addrA, addrB := strings.TrimPrefix(a.url, "ws://"), strings.TrimPrefix(b.url, "ws://")
-	lb := startNginx(t, addrA, addrB)
+	lb := startNginxLB(t, addrA, addrB)
 	_, port, _ := net.SplitHostPort(lb)
 
 	ta, _ := tab(t, bctx, "http://127.0.0.1:"+port+"/#e2e")

@@ -26,7 +26,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	if o.rate != 3 {
 		t.Errorf("rate = %v: the command line must win over CHAT_RATE", o.rate)
 	}
-	if o.history != 7 || o.queue != 0 || o.maxMessage != 4096 || o.addr != ":8080" {
+	if o.history != 7 || o.queue != 0 || o.maxMessage != 4096 || o.addr != "localhost:8080" {
 		t.Errorf("history %d queue %d max-message %d addr %q", o.history, o.queue, o.maxMessage, o.addr)
 	}
 	if got := strings.Join(o.origins, " "); got != "a.example *.b.example c.example" {
@@ -67,11 +67,17 @@ func TestMain(m *testing.M) {
 }
 
 type child struct {
-	cmd *exec.Cmd
-	url string // ws://127.0.0.1:port
+	cmd    *exec.Cmd
+	url    string      // ws://127.0.0.1:port, or wss:// with TLS
+	stderr chan string // the program's log lines, when startChildLogs asked for them
 }
 
-func startChild(t *testing.T, args string) *child {
+func startChild(t *testing.T, args string) *child { return startChildEnv(t, args, nil, false) }
+
+// startChildEnv runs the program with args and env added to the test's
+// environment; with logs, its stderr lines arrive on child.stderr (and are
+// also copied to the test's stderr).
+func startChildEnv(t *testing.T, args string, env []string, logs bool) *child {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -79,7 +85,30 @@ func startChild(t *testing.T, args string) *child {
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), "CHAT_TEST_RUN_MAIN="+args)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
+	var lines chan string
+	if logs {
+		lines = make(chan string, 1000)
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = pw
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(pr)
+			for sc.Scan() {
+				fmt.Fprintln(os.Stderr, sc.Text())
+				select {
+				case lines <- sc.Text():
+				default: // nobody is reading: drop rather than block the child
+				}
+			}
+		}()
+		t.Cleanup(func() { pr.Close() })
+		defer pw.Close()
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -92,14 +121,17 @@ func startChild(t *testing.T, args string) *child {
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "chat: open http://"); ok {
-				line <- strings.TrimSuffix(u, "/ in a browser")
+			if u, ok := strings.CutPrefix(sc.Text(), "chat: open "); ok {
+				u = strings.TrimSuffix(u, "/ in a browser")
+				u = strings.Replace(strings.Replace(u, "https://", "wss://", 1), "http://", "ws://", 1)
+				// The printed URL says localhost; tests use 127.0.0.1 only.
+				line <- strings.Replace(u, "://localhost:", "://127.0.0.1:", 1)
 			}
 		}
 	}()
 	select {
-	case hp := <-line:
-		return &child{cmd: cmd, url: "ws://" + hp}
+	case u := <-line:
+		return &child{cmd: cmd, url: u, stderr: lines}
 	case <-time.After(20 * time.Second):
 		t.Fatal("chat did not start")
 		return nil
@@ -148,9 +180,15 @@ func postAcked(t *testing.T, c *websocket.Conn, prefix string, n int) {
 func historyOf(t *testing.T, url string, n int) []string {
 	t.Helper()
 	c := dialT(t, url)
+	if m := readT(t, c); m != fmt.Sprintf(" .... earlier messages (%d):", n) {
+		t.Fatalf("history starts with %q", m)
+	}
 	var got []string
 	for range n {
 		got = append(got, readT(t, c))
+	}
+	if m := readT(t, c); m != " .... end of earlier messages." {
+		t.Fatalf("history ends with %q", m)
 	}
 	return got
 }

@@ -1,12 +1,20 @@
 // Command wsecho is the seed's echo server: every message a client sends
 // comes back unchanged, with its type (text stays text, binary stays
-// binary). It is what conformance suites and interop tests are pointed at.
+// binary). It is what conformance suites and interop tests are pointed at,
+// and, with -api, how the library's two APIs are run and measured as one
+// program: -api event serves with NewServer, OnMessage and Start; -api
+// blocking (the default) with Accept and a ReadMessage/Write loop.
 //
 //	wsecho -addr 127.0.0.1:9001 -max-length 16777216 -protocols chat,echo -header 'X-Server: wsecho'
+//	wsecho -api event -compress
 //
 // Every flag can also be set through the environment variable named in
 // -help. It echoes on every path and, being a test tool, accepts every
-// origin unless -check-origin is given.
+// origin unless -check-origin is given. Its HTTP server closes keep-alive
+// connections idle for -idle-timeout, bounds the time to send request
+// headers (-read-header-timeout) and their size (-max-header-bytes): a
+// WebSocket handshake is small, and a server left running must not keep
+// every idle socket a client opened.
 package main
 
 import (
@@ -38,25 +46,59 @@ func main() {
 }
 
 type config struct {
-	addr        string
-	maxLength   int64
-	protocols   cli.List
-	headers     cli.Headers
-	checkOrigin bool
-	compress    cli.Compression
+	addr              string
+	api               apiStyle
+	maxLength         int64
+	protocols         cli.List
+	headers           cli.Headers
+	checkOrigin       bool
+	compress          cli.Compression
+	readHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+	maxHeaderBytes    int
 }
+
+// apiStyle is the -api flag: which of the library's APIs serves.
+type apiStyle string
+
+const (
+	apiBlocking apiStyle = "blocking"
+	apiEvent    apiStyle = "event"
+)
+
+func (a *apiStyle) String() string { return string(*a) }
+
+// Set refuses anything but the two styles, saying what they are.
+func (a *apiStyle) Set(s string) error {
+	switch apiStyle(s) {
+	case apiBlocking, apiEvent:
+		*a = apiStyle(s)
+		return nil
+	}
+	return fmt.Errorf("-api must be %q (Accept, ReadMessage, Write) or %q (NewServer, OnMessage, Start)", apiBlocking, apiEvent)
+}
+
+const usageText = `Usage: wsecho [flags]
+
+The seed's echo server: every message a client sends on any path comes
+back unchanged, with its type. Every flag can also be set by the
+environment variable named with it; a flag on the command line wins.
+
+Flags:
+`
+
+const examplesText = `
+Examples:
+  wsecho -addr 127.0.0.1:9001 -protocols chat,echo -header 'X-Server: wsecho'
+      blocking API, two subprotocols, an extra response header
+  WSECHO_API=event wsecho -compress -max-length 1048576
+      event API with permessage-deflate, messages up to 1 MiB
+`
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{}
-	fs := flag.NewFlagSet("wsecho", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	env := cli.Env{FlagSet: fs, Prefix: "WSECHO_"}
-	env.String(&cfg.addr, "addr", "127.0.0.1:9001", "address to listen on")
-	env.Int64(&cfg.maxLength, "max-length", websocket.DefaultMaxLength, "largest message accepted, in bytes; a larger one closes with 1009 (-1: no limit)")
-	env.Var(&cfg.protocols, "protocols", "accepted subprotocols, comma-separated (the first one the client offers that is listed wins)")
-	env.Var(&cfg.headers, "header", "extra handshake response header 'Name: value' (repeatable)")
-	env.Bool(&cfg.checkOrigin, "check-origin", false, "refuse cross-origin browser requests (by default every origin is accepted)")
-	cfg.compress.Register(&env)
+	env := newFlags(cfg, stderr)
+	fs := env.FlagSet
 	if err := env.Parse(args); err != nil {
 		return nil, err
 	}
@@ -66,7 +108,35 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.maxLength == 0 {
 		return nil, errors.New("-max-length must be positive, or -1 for no limit")
 	}
+	if cfg.readHeaderTimeout <= 0 || cfg.idleTimeout <= 0 || cfg.maxHeaderBytes <= 0 {
+		return nil, errors.New("-read-header-timeout, -idle-timeout and -max-header-bytes must be positive")
+	}
 	return cfg, nil
+}
+
+// newFlags registers every flag of wsecho, to be parsed into cfg, with
+// its usage text going to stderr.
+func newFlags(cfg *config, stderr io.Writer) *cli.Env {
+	fs := flag.NewFlagSet("wsecho", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), examplesText)
+	}
+	env := cli.Env{FlagSet: fs, Prefix: "WSECHO_"}
+	env.String(&cfg.addr, "addr", "127.0.0.1:9001", "address to listen on")
+	cfg.api = apiBlocking
+	env.Var(&cfg.api, "api", "the library's API that serves: blocking (Accept, ReadMessage, Write) or event (NewServer, OnMessage, Start)")
+	env.Int64(&cfg.maxLength, "max-length", websocket.DefaultMaxLength, "largest message accepted, in bytes; a larger one closes with 1009 (-1: no limit)")
+	env.Var(&cfg.protocols, "protocols", "accepted subprotocols, comma-separated (the first one the client offers that is listed wins)")
+	env.Var(&cfg.headers, "header", "extra handshake response header 'Name: value' (repeatable)")
+	env.Bool(&cfg.checkOrigin, "check-origin", false, "refuse cross-origin browser requests (by default every origin is accepted)")
+	cfg.compress.Register(&env)
+	env.Duration(&cfg.readHeaderTimeout, "read-header-timeout", 10*time.Second, "longest time a client may take to send a request's headers")
+	env.Duration(&cfg.idleTimeout, "idle-timeout", time.Minute, "close a keep-alive HTTP connection idle this long between requests (not a WebSocket connection)")
+	env.Int(&cfg.maxHeaderBytes, "max-header-bytes", 16<<10, "largest request header block, in bytes (net/http allows 4 KiB more); a larger one gets 431")
+	return &env
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) error {
@@ -90,8 +160,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	e := &echo{opts: opts, log: log, conns: map[*websocket.Conn]struct{}{}}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("echo server listening", "url", "ws://"+ln.Addr().String()+"/")
+	var handler http.Handler = http.HandlerFunc(e.serveBlocking)
+	if cfg.api == apiEvent {
+		handler = http.HandlerFunc(e.serveEvent)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
+		IdleTimeout:       cfg.idleTimeout,
+		MaxHeaderBytes:    cfg.maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	log.Info("echo server listening", "url", "ws://"+ln.Addr().String()+"/", "api", string(cfg.api))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -117,22 +197,57 @@ type echo struct {
 	wg    sync.WaitGroup
 }
 
-func (e *echo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// add counts c among the connections closeAll says goodbye to.
+func (e *echo) add(c *websocket.Conn) {
+	e.mu.Lock()
+	e.conns[c] = struct{}{}
+	e.wg.Add(1)
+	e.mu.Unlock()
+}
+
+// remove undoes add once c has ended.
+func (e *echo) remove(c *websocket.Conn) {
+	e.mu.Lock()
+	delete(e.conns, c)
+	e.mu.Unlock()
+	e.wg.Done()
+}
+
+// serveEvent echoes with the event API. The connection is counted before
+// Start so that an OnClose coming at once finds it; Start calls no handler
+// when the handshake fails, so the count is undone here then.
+func (e *echo) serveEvent(w http.ResponseWriter, r *http.Request) {
+	c := websocket.NewServer(w, r, e.opts)
+	c.OnMessage(func(m websocket.Message) {
+		// Write sends m.Data as it is, with its type, before the handler
+		// returns and the buffer is reused; SendText would need a string.
+		if err := c.Write(context.Background(), m.Type, m.Data); err != nil {
+			e.log.Debug("echo failed", "remote", r.RemoteAddr, "err", err)
+		}
+	})
+	c.OnClose(func(code websocket.StatusCode, reason string) {
+		e.log.Debug("connection ended", "remote", r.RemoteAddr, "code", code, "reason", reason)
+		e.remove(c)
+	})
+	e.add(c)
+	if err := c.Start(); err != nil {
+		e.remove(c)
+		e.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
+	}
+	// Start has handed the connection to the event loop: returning frees
+	// net/http's goroutine.
+}
+
+// serveBlocking echoes with the blocking API: Accept, then a ReadMessage
+// and Write loop that reuses one buffer.
+func (e *echo) serveBlocking(w http.ResponseWriter, r *http.Request) {
 	c, err := websocket.Accept(w, r, e.opts)
 	if err != nil {
 		e.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	e.mu.Lock()
-	e.conns[c] = struct{}{}
-	e.wg.Add(1)
-	e.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		delete(e.conns, c)
-		e.mu.Unlock()
-		e.wg.Done()
-	}()
+	e.add(c)
+	defer e.remove(c)
 	ctx := context.Background()
 	var buf []byte
 	for {

@@ -4,8 +4,11 @@
 # real WebSocket clients against the HTTP server, the program itself (flags,
 # kill -9, SIGTERM) and the end-to-end tests in headless Chromium (the chat
 # page in two tabs, restart and resume, and the seed tutorial's own page).
-# Needs /usr/bin/chromium (scripts/install-deps.sh); with CI set, a missing
-# Chromium fails the run instead of skipping the browser tests.
+# Also TLS (wss:// in Chromium trusting a test CA, and wscat), the program
+# behind a real nginx, sign-in, and the Dockerfile and systemd unit checked
+# statically. Needs /usr/bin/chromium, certutil, nginx and wscat
+# (scripts/install-deps.sh); with CI set, a missing one fails the run instead
+# of skipping its tests.
 set -euo pipefail
 cd "$(dirname "$0")/../../cmd/chat"
 

@@ -26,6 +26,13 @@ type EchoSpec struct {
 	ServerPID int
 	// Sources is how many 127.0.0.x source addresses to spread over.
 	Sources int
+	// MinRoundTrips, when set, extends the measured window past Duration
+	// (up to MaxDuration in all) until that many round trips completed in
+	// it. A smoke run uses it to prove every server echoes on a machine so
+	// busy that a fixed window may see nothing, without turning a slow
+	// machine into a failure.
+	MinRoundTrips uint64
+	MaxDuration   time.Duration
 }
 
 // EchoResult is what one run of an echo row measured.
@@ -74,17 +81,18 @@ func Echo(ctx context.Context, s EchoSpec) (EchoResult, error) {
 	defer closeAll(clients)
 
 	var (
-		phase atomic.Int32
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		total hist.Histogram
-		ferr  error
+		phase    atomic.Int32
+		measured atomic.Uint64 // round trips completed in the measured window
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		total    hist.Histogram
+		ferr     error
 	)
 	for _, c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h, err := c.pingPong(&phase, s.InFlight)
+			h, err := c.pingPong(&phase, &measured, s.InFlight)
 			mu.Lock()
 			defer mu.Unlock()
 			total.Merge(h)
@@ -130,6 +138,9 @@ func Echo(ctx context.Context, s EchoSpec) (EchoResult, error) {
 	t0 := time.Now()
 	phase.Store(phaseMeasure)
 	err = sleep(s.Duration)
+	for err == nil && measured.Load() < s.MinRoundTrips && time.Since(t0) < s.MaxDuration {
+		err = sleep(min(50*time.Millisecond, s.MaxDuration-time.Since(t0)))
+	}
 	phase.Store(phaseStop)
 	elapsed := time.Since(t0)
 	self1 := selfCPU()
@@ -159,7 +170,7 @@ func Echo(ctx context.Context, s EchoSpec) (EchoResult, error) {
 		}
 	}
 	if res.RoundTrips == 0 {
-		return res, fmt.Errorf("load: no round trip completed in %v", s.Duration)
+		return res, fmt.Errorf("load: no round trip completed in %v", elapsed.Round(time.Millisecond))
 	}
 	return res, nil
 }
@@ -167,7 +178,7 @@ func Echo(ctx context.Context, s EchoSpec) (EchoResult, error) {
 // pingPong keeps k messages in flight until the phase says stop. Latency is
 // taken from the write that carried a message to the read that completed its
 // echo; echoes come back in order, so send times form a FIFO ring.
-func (c *client) pingPong(phase *atomic.Int32, k int) (*hist.Histogram, error) {
+func (c *client) pingPong(phase *atomic.Int32, measured *atomic.Uint64, k int) (*hist.Histogram, error) {
 	h := new(hist.Histogram)
 	sent := make([]time.Time, k)
 	head, n := 0, 0
@@ -190,6 +201,9 @@ func (c *client) pingPong(phase *atomic.Int32, k int) (*hist.Histogram, error) {
 			p := phase.Load()
 			if done > n {
 				return h, errors.New("more echoes than messages sent")
+			}
+			if p == phaseMeasure {
+				measured.Add(uint64(done))
 			}
 			for range done {
 				if p == phaseMeasure {

@@ -1,9 +1,11 @@
 package servers
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -68,6 +70,8 @@ func TestEchoRows(t *testing.T) {
 				r, err := load.Echo(context.Background(), load.EchoSpec{
 					Addr: addr, Conns: row.conns, Payload: row.payload, InFlight: row.inflight, Text: row.text,
 					Warmup: 20 * time.Millisecond, Duration: 100 * time.Millisecond,
+					// A busy machine may complete nothing in 100 ms.
+					MinRoundTrips: 1, MaxDuration: 30 * time.Second,
 				})
 				if err != nil {
 					t.Fatal(err)
@@ -158,5 +162,68 @@ func TestNamesOrder(t *testing.T) {
 	n := Names()
 	if len(n) < 3 || n[0] != "floor" || n[1] != "ours" {
 		t.Fatalf("names %v: want the floor, then ours first", n)
+	}
+}
+
+// slowStart forwards connections to addr, holding back the server's first
+// bytes after the handshake for delay: a server that is slow to answer, as
+// any server is on a machine busy enough.
+func slowStart(t *testing.T, addr string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(s)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if _, err := io.WriteString(c, line); err != nil || line == "\r\n" {
+						break
+					}
+				}
+				time.Sleep(delay)
+				io.Copy(c, br)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A window in which nothing completes fails a run, unless MinRoundTrips
+// extends it (as the smoke run does) until the server answered.
+func TestEchoMinRoundTrips(t *testing.T) {
+	addr := slowStart(t, start(t, "floor", Echo), 300*time.Millisecond)
+	spec := load.EchoSpec{
+		Addr: addr, Conns: 1, Payload: 32, InFlight: 1,
+		Warmup: 10 * time.Millisecond, Duration: 20 * time.Millisecond,
+	}
+	if _, err := load.Echo(context.Background(), spec); err == nil {
+		t.Fatal("a window with no round trip in it passed")
+	}
+	spec.MinRoundTrips, spec.MaxDuration = 1, 30*time.Second
+	r, err := load.Echo(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RoundTrips == 0 || r.Seconds < 0.2 {
+		t.Fatalf("%d round trips in %.3fs: want some, after the server's 300 ms silence", r.RoundTrips, r.Seconds)
 	}
 }

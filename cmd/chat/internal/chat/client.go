@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,9 @@ type Client struct {
 	nick   atomic.Pointer[string]
 
 	room *room // the reader goroutine's; nil after leaving
+
+	verified bool     // the nickname is a signed-in identity
+	rooms    []string // rooms the client may join; nil: all
 
 	q          *sendQueue
 	limiter    *tokenBucket
@@ -68,12 +72,7 @@ func (c *Client) force(o *Outgoing) {
 	if c.json && o.JSON == nil || !c.json && o.Plain == nil {
 		return
 	}
-	c.q.mu.Lock()
-	if !c.q.closed {
-		c.q.items = append(c.q.items, o)
-	}
-	c.q.mu.Unlock()
-	c.q.signal()
+	c.q.force(o)
 }
 
 // closeWith asks the writer to send a close frame with code and reason, after
@@ -113,7 +112,7 @@ func (c *Client) writeLoop() {
 			}
 			lastPing = h.cfg.Now().UnixNano()
 			if err := c.withTimeout(c.conn.Ping); err != nil {
-				c.conn.Abort()
+				c.writeFailed(err)
 				return
 			}
 			continue
@@ -136,8 +135,7 @@ func (c *Client) writeLoop() {
 			err := c.conn.WriteText(wctx, p)
 			if err != nil {
 				wcancel()
-				h.log.Debug("write failed", "nick", c.Nick(), "err", err)
-				c.conn.Abort()
+				c.writeFailed(err)
 				return
 			}
 			h.Metrics.MessagesOut.Add(1)
@@ -152,6 +150,19 @@ func (c *Client) writeLoop() {
 			return
 		}
 	}
+}
+
+// writeFailed ends the writer after a failed write or ping. A connection
+// that failed drops its TCP connection; one that is closing (the peer sent
+// its close frame while a write was due) is left to the transport, which
+// is answering that close frame: an abort here would cut the reply off.
+func (c *Client) writeFailed(err error) {
+	if errors.Is(err, ErrConnClosing) {
+		c.hub.log.Debug("writer stopped: connection closing", "nick", c.Nick())
+		return
+	}
+	c.hub.log.Debug("write failed", "nick", c.Nick(), "err", err)
+	c.conn.Abort()
 }
 
 func (c *Client) withTimeout(f func(context.Context) error) error {
@@ -294,6 +305,10 @@ func (c *Client) command(text string) {
 		}
 		c.post(arg, true)
 	case "nick":
+		if c.verified {
+			c.send(errorOut("nick_refused", "you are signed in as "+c.Nick()+"; your name comes from your sign-in"))
+			return
+		}
 		if arg == "" {
 			c.send(errorOut("usage", "usage: /nick NAME"))
 			return
@@ -337,6 +352,10 @@ func (c *Client) command(text string) {
 		}
 		if c.room != nil && c.room.name == room {
 			c.send(infoOut("you are already in " + room))
+			return
+		}
+		if c.rooms != nil && !slices.Contains(c.rooms, room) {
+			c.send(errorOut("forbidden", fmt.Sprintf("your sign-in does not allow room %q (it allows: %s)", room, strings.Join(c.rooms, ", "))))
 			return
 		}
 		// Other nodes learn of the move before this one makes it.

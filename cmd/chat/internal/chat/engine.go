@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -72,6 +73,19 @@ func ResumeKey(token string) string {
 	}
 	h := sha256.Sum256([]byte("chat resume token\x00" + token))
 	return hex.EncodeToString(h[:16])
+}
+
+// memberKey is the Member.Key of a new connection. A signed-in user's key
+// comes from the name their token proved, never from the resume token: any
+// connection of that user, on any node, may take the name over from another
+// of theirs, and no resume token (which travels in URLs, and so in proxy
+// logs) can produce it, so nobody takes a signed-in user's name by resuming.
+func memberKey(o ConnectOptions) string {
+	if o.Verified {
+		h := sha256.Sum256([]byte("chat signed-in user\x00" + strings.ToLower(o.Nick)))
+		return hex.EncodeToString(h[:16])
+	}
+	return ResumeKey(o.Resume)
 }
 
 // DeliveryKind says what a Delivery carries.

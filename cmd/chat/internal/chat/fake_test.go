@@ -25,6 +25,7 @@ type fakeConn struct {
 	reason  string
 	aborted atomic.Bool
 	pings   atomic.Int32
+	pong    atomic.Pointer[Client] // if set, each ping is answered at once, as a live peer does
 }
 
 func newFake() *fakeConn {
@@ -56,7 +57,13 @@ func (f *fakeConn) WriteText(ctx context.Context, p *Payload) error {
 	}
 }
 
-func (f *fakeConn) Ping(ctx context.Context) error { f.pings.Add(1); return nil }
+func (f *fakeConn) Ping(ctx context.Context) error {
+	f.pings.Add(1)
+	if c := f.pong.Load(); c != nil {
+		c.Alive()
+	}
+	return nil
+}
 
 func (f *fakeConn) Close(code int, reason string) error {
 	f.mu.Lock()

@@ -102,7 +102,14 @@ type ConnectOptions struct {
 	// Resume is a secret the client keeps across its reconnections (the
 	// browser client: one per tab). With it a client may take its
 	// nickname back from a connection on another node (see Member.Key).
+	// It is ignored for a Verified connection, whose name is its identity.
 	Resume string
+	// Verified says Nick is the user's signed-in identity: it is used as
+	// is (the same user may connect more than once) and cannot be changed
+	// with /nick.
+	Verified bool
+	// Rooms, when not nil, are the only rooms the user may /join.
+	Rooms []string
 }
 
 // Connect registers conn, gives it a nickname, starts its writer and joins
@@ -115,7 +122,7 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
 		id:         strconv.FormatUint(rand.Uint64(), 36),
-		key:        ResumeKey(o.Resume),
+		key:        memberKey(o),
 		hub:        h,
 		conn:       conn,
 		json:       o.JSON,
@@ -125,6 +132,8 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 		cancel:     cancel,
 		writerDone: make(chan struct{}),
 		remote:     o.Remote,
+		verified:   o.Verified,
+		rooms:      o.Rooms,
 	}
 	c.Alive()
 
@@ -136,7 +145,13 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 	}
 	var refused string
 	nick := o.Nick
-	if nick != "" {
+	shared := false
+	if o.Verified {
+		// Signed in: the name is the user's; nobody else can hold it,
+		// because everyone's name comes from their own token. A second
+		// connection of the same user on this node shares the claim.
+		shared = h.nicks[strings.ToLower(nick)] != nil
+	} else if nick != "" {
 		if err := ValidNick(nick); err != nil {
 			refused = err.Error()
 			nick = ""
@@ -153,43 +168,51 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 			return nil, ErrNoNick
 		}
 	}
-	h.nicks[strings.ToLower(nick)] = c
-	h.mu.Unlock()
-	// The local registry made nick free here; the engine makes it free on
-	// every node. Outside the lock: that may be a network round trip.
-	for try := 0; ; try++ {
-		err := h.eng.Claim(Member{Conn: c.id, Nick: nick, Room: o.Room, Key: c.key})
-		if err == nil {
-			break
-		}
-		h.mu.Lock()
-		delete(h.nicks, strings.ToLower(nick))
-		if !errors.Is(err, ErrNickTaken) || try == 64 {
-			h.mu.Unlock()
-			cancel()
-			if errors.Is(err, ErrNickTaken) {
-				return nil, ErrNoNick
-			}
-			return nil, err
-		}
-		if refused == "" && try == 0 && o.Nick != "" {
-			refused = fmt.Sprintf("nickname %q is taken", nick)
-		}
-		if nick = h.randomNickLocked(); nick == "" {
-			h.mu.Unlock()
-			cancel()
-			return nil, ErrNoNick
-		}
+	if !shared {
 		h.nicks[strings.ToLower(nick)] = c
 		h.mu.Unlock()
-	}
-	h.mu.Lock()
-	if h.closing {
-		delete(h.nicks, strings.ToLower(nick))
-		h.mu.Unlock()
-		h.eng.Release(Member{Conn: c.id, Nick: nick, Room: o.Room})
-		cancel()
-		return nil, ErrShuttingDown
+		// The local registry made nick free here; the engine makes it
+		// free on every node. Outside the lock: that may be a network
+		// round trip.
+		for try := 0; ; try++ {
+			err := h.eng.Claim(Member{Conn: c.id, Nick: nick, Room: o.Room, Key: c.key})
+			if err == nil {
+				break
+			}
+			h.mu.Lock()
+			delete(h.nicks, strings.ToLower(nick))
+			if !errors.Is(err, ErrNickTaken) || try == 64 || o.Verified {
+				// A signed-in user's name is theirs: another node holds
+				// it only for a connection of the same user (whose
+				// claim this one takes over, see Member.Key), so
+				// ErrNickTaken here means a node that does not check
+				// sign-in; the user is not renamed.
+				h.mu.Unlock()
+				cancel()
+				if errors.Is(err, ErrNickTaken) {
+					return nil, ErrNoNick
+				}
+				return nil, err
+			}
+			if refused == "" && try == 0 && o.Nick != "" {
+				refused = fmt.Sprintf("nickname %q is taken", nick)
+			}
+			if nick = h.randomNickLocked(); nick == "" {
+				h.mu.Unlock()
+				cancel()
+				return nil, ErrNoNick
+			}
+			h.nicks[strings.ToLower(nick)] = c
+			h.mu.Unlock()
+		}
+		h.mu.Lock()
+		if h.closing {
+			delete(h.nicks, strings.ToLower(nick))
+			h.mu.Unlock()
+			h.eng.Release(Member{Conn: c.id, Nick: nick, Room: o.Room})
+			cancel()
+			return nil, ErrShuttingDown
+		}
 	}
 	c.setNick(nick)
 	h.clients[c] = struct{}{}

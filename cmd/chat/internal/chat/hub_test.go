@@ -300,22 +300,13 @@ func TestWriteTimeoutDropsStuckPeer(t *testing.T) {
 
 func TestDeadPeerDropped(t *testing.T) {
 	h := newTestHub(t, Config{PingInterval: 20 * time.Millisecond})
+	// a answers pings, d does not. a answers inside Ping, so that however
+	// late the scheduler runs a goroutine, a has answered each ping before
+	// the next one checks.
 	a := connect(t, h, ConnectOptions{Nick: "alive"})
+	a.f.pong.Store(a.c)
 	d := connect(t, h, ConnectOptions{Nick: "dead"})
 	a.expect(" .... dead has joined.")
-	// a answers pings, d does not.
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				a.c.Alive()
-			}
-		}
-	}()
 	d.waitEnded()
 	if !d.f.aborted.Load() {
 		t.Fatal("dead peer should be aborted")

@@ -7,6 +7,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -42,6 +43,12 @@ type Conn interface {
 	// Abort drops the connection without a closing handshake.
 	Abort()
 }
+
+// ErrConnClosing is what a Conn's WriteText and Ping return (wrapped) when
+// the connection is in its closing handshake or already over. The writer
+// then stops without Abort: the transport owes the peer the rest of the
+// handshake (its close reply), and cutting the connection would lose it.
+var ErrConnClosing = errors.New("chat: connection is closing")
 
 // Payload is one encoded outgoing message. A broadcast builds it once and the
 // same pointer is queued for every recipient, so a transport may cache a
@@ -87,6 +94,9 @@ type Event struct {
 	Limits  *Limits    `json:"limits,omitempty"`
 	Resumed bool       `json:"resumed,omitempty"`
 	Since   uint64     `json:"since,omitempty"`
+	// SignedIn (welcome) says the nickname comes from the client's sign-in
+	// token and cannot be changed.
+	SignedIn bool `json:"signed_in,omitempty"`
 }
 
 // RoomInfo is one entry of a room list.
@@ -177,6 +187,19 @@ func infoOut(text string) *Outgoing {
 		JSON:  encodeJSON(&Event{Type: "info", Text: text}),
 	}
 }
+
+// historyStartOut and historyEndOut frame a plain-text client's history
+// replay, which would otherwise look exactly like live messages. JSON
+// clients need no frame: the replay comes between welcome and presence.
+func historyStartOut(n int) *Outgoing {
+	s := "s"
+	if n == 1 {
+		s = ""
+	}
+	return &Outgoing{Plain: plain(fmt.Sprintf(" .... earlier message%s (%d):", s, n))}
+}
+
+var historyEndOut = &Outgoing{Plain: plain(" .... end of earlier messages.")}
 
 func presenceOut(room string, users []string) *Outgoing {
 	return &Outgoing{

@@ -6,9 +6,14 @@ import "sync"
 // client's own reader) never block on it: push fails when the queue is full,
 // which is how a slow consumer is detected without stalling a room.
 type sendQueue struct {
-	mu     sync.Mutex
-	items  []*Outgoing
-	limit  int // 0: unlimited
+	mu    sync.Mutex
+	items []*Outgoing
+	limit int // 0: unlimited
+	// exempt counts the queued items that came through force (a newcomer's
+	// welcome, history replay and presence): they are a bounded burst the
+	// server chose to send, not a sign that the client reads slowly, so
+	// only the items beyond them count against limit.
+	exempt int
 	closed bool
 	code   int // close code for the writer to send; 0: none
 	reason string
@@ -27,7 +32,7 @@ func (q *sendQueue) push(o *Outgoing) bool {
 		q.mu.Unlock()
 		return true
 	}
-	if q.limit > 0 && len(q.items) >= q.limit {
+	if q.limit > 0 && len(q.items)-q.exempt >= q.limit {
 		q.mu.Unlock()
 		return false
 	}
@@ -50,6 +55,7 @@ func (q *sendQueue) take(buf []*Outgoing) (items []*Outgoing, closed bool, code 
 	items = append(buf[:0], q.items...)
 	clear(q.items)
 	q.items = q.items[:0]
+	q.exempt = 0
 	closed, code, reason = q.closed, q.code, q.reason
 	q.mu.Unlock()
 	return items, closed, code, reason
@@ -66,6 +72,18 @@ func (q *sendQueue) close(discard bool, code int, reason string) {
 	if discard {
 		clear(q.items)
 		q.items = q.items[:0]
+		q.exempt = 0
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+// force appends o whatever the limit, as an exempt item (see exempt).
+func (q *sendQueue) force(o *Outgoing) {
+	q.mu.Lock()
+	if !q.closed {
+		q.items = append(q.items, o)
+		q.exempt++
 	}
 	q.mu.Unlock()
 	q.signal()

@@ -118,7 +118,7 @@ func (r *room) handle(o op) {
 		c := o.c
 		if c.json {
 			c.force(encodeOut(&Event{Type: "welcome", Room: r.name, Nick: c.Nick(),
-				Limits: h.limits(), Rooms: h.Rooms(), Resumed: o.hasSince, Since: o.since}))
+				Limits: h.limits(), Rooms: h.Rooms(), Resumed: o.hasSince, Since: o.since, SignedIn: c.verified}))
 		}
 		if r.sub == nil {
 			r.subscribe()
@@ -138,8 +138,14 @@ func (r *room) handle(o op) {
 				h.log.Error("reading history", "room", r.name, "err", err)
 				c.force(errorOut("history_unavailable", "history could not be read"))
 			}
+			if len(recs) > 0 {
+				c.force(historyStartOut(len(recs)))
+			}
 			for i := range recs {
 				c.force(recordOut(&recs[i]))
+			}
+			if len(recs) > 0 {
+				c.force(historyEndOut)
 			}
 		}
 		r.members[c] = struct{}{}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Store keeps each room's recent messages.
@@ -103,6 +104,10 @@ type BoltStore struct {
 
 var roomsBucket = []byte("rooms")
 
+// ErrStoreLocked is returned (wrapped) by OpenBoltStore when another
+// process holds the database's lock: another server uses the directory.
+var ErrStoreLocked = errors.New("chat: history database is locked by another process")
+
 // OpenBoltStore opens (creating it and dir if needed) dir/history.db.
 func OpenBoltStore(dir string, keep int) (*BoltStore, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -111,9 +116,12 @@ func OpenBoltStore(dir string, keep int) (*BoltStore, error) {
 	path := filepath.Join(dir, "history.db")
 	// The timeout turns "another server uses this -data directory" into an
 	// error instead of a silent hang on the file lock.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("%s: %w", path, ErrStoreLocked)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(roomsBucket)

@@ -51,7 +51,7 @@ func (e *Engine) Publish(room string, recs []*chat.Record) []error {
 		case ack := <-f.Ok():
 			recs[i].ID = ack.Sequence
 			e.Metrics.Published.Add(1)
-			e.Metrics.latency.observe(time.Since(start))
+			e.Metrics.latency.Observe(time.Since(start).Seconds())
 		case err := <-f.Err():
 			fail(i, unavailable(err))
 		case <-timeout.C:

@@ -106,6 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Engine, error) {
 		cache: map[string]*entry{}, byConn: map[string]string{}, subs: map[string]map[*sub]struct{}{},
 		claims: map[string]claim{}, lastSeen: map[string]time.Time{}, stop: make(chan struct{}),
 	}
+	e.Metrics.latency = newLatency()
 	nc, err := nats.Connect(cfg.URLs,
 		nats.Name("chat node "+e.node),
 		nats.MaxReconnects(-1),

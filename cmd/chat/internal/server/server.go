@@ -6,14 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"html"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +33,23 @@ type Config struct {
 	CloseTimeout    time.Duration
 	ShutdownTimeout time.Duration // 0: wait for every client however long it takes
 	Logger          *slog.Logger
+	// TrustedProxies are the reverse proxies whose Forwarded or
+	// X-Forwarded-For (and X-Forwarded-Host) headers name the real client;
+	// from anyone else those headers are ignored.
+	TrustedProxies []netip.Prefix
+	// MaxConnsPerIP caps the WebSocket connections from one client
+	// address (as the trusted proxies report it); 0: unlimited.
+	MaxConnsPerIP int
+	// MetricsElsewhere leaves /metrics off the chat's own port: the caller
+	// serves MetricsHandler on another listener (-metrics-addr), so that
+	// the public port does not show them.
+	MetricsElsewhere bool
+	// AuthSecret turns sign-in on: every WebSocket needs an HS256 token
+	// signed with it (see auth.go); nil leaves the chat anonymous.
+	AuthSecret []byte
+	// AuthLoginURL is where the page sends a person who has no token
+	// (the site that issues them); "" shows no link.
+	AuthLoginURL string
 }
 
 // Server is a running chat: New opens the history, Serve serves until its
@@ -42,6 +61,11 @@ type Server struct {
 	index    []byte // index.html with the WebSocket port filled in
 	origins  []string
 	stopping atomic.Bool
+
+	metricsHandler http.Handler
+
+	perIPMu sync.Mutex
+	perIP   map[netip.Addr]int // open WebSocket connections per client address
 }
 
 // New opens the history store and builds the hub.
@@ -62,7 +86,8 @@ func New(cfg Config) (*Server, error) {
 			hc.Store = st
 		}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, hub: chat.NewHub(hc)}, nil
+	hub := chat.NewHub(hc)
+	return &Server{cfg: cfg, log: cfg.Logger, hub: hub, perIP: map[netip.Addr]int{}, metricsHandler: newMetricsHandler(hub, cfg.Hub.Engine)}, nil
 }
 
 // Hub returns the server's hub, for tests and benchmarks.
@@ -86,7 +111,7 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 		s.origins = append(s.origins, pageOrigins(ln.Addr().String())...)
 	}
 	s.origins = append(s.origins, s.cfg.AllowOrigins...)
-	s.index = renderIndex(wsPort)
+	s.index = renderIndex(wsPort, len(s.cfg.AuthSecret) > 0, s.cfg.AuthLoginURL)
 	s.log.Debug("origin allow-list", "patterns", s.origins)
 
 	servers := []*http.Server{{Handler: s.mainHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
@@ -98,6 +123,7 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 	errc := make(chan error, len(servers))
 	for i, srv := range servers {
 		srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+		srv.MaxHeaderBytes = 16 << 10 // a handshake needs little; net/http answers more (plus its 4 KiB slack) with 431
 		go func() { errc <- srv.Serve(listeners[i]) }()
 	}
 	var err error
@@ -207,8 +233,11 @@ func (s *Server) mainHandler() http.Handler {
 	files := http.FileServerFS(static)
 	mux.Handle("GET /static/", securityHeaders(http.StripPrefix("/static/", files)))
 	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /metrics", s.metrics)
+	if !s.cfg.MetricsElsewhere {
+		mux.Handle("GET /metrics", s.metricsHandler)
+	}
 	mux.HandleFunc("GET /seed", s.seedPage)
+	mux.HandleFunc("GET /auth/check", s.authCheck)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		if isUpgrade(r) {
 			s.serveWS(w, r)
@@ -279,12 +308,17 @@ func (s *Server) seedPage(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-func renderIndex(wsPort string) []byte {
+func renderIndex(wsPort string, auth bool, loginURL string) []byte {
 	b, err := web.FS.ReadFile("static/index.html")
 	if err != nil {
 		panic("chat: index.html missing from the embedded files: " + err.Error())
 	}
-	return []byte(strings.Replace(string(b), `content="same-port"`, `content="`+wsPort+`"`, 1))
+	page := strings.Replace(string(b), `content="same-port"`, `content="`+wsPort+`"`, 1)
+	if auth {
+		page = strings.Replace(page, `<meta name="chat-auth" content="">`, `<meta name="chat-auth" content="required">`, 1)
+		page = strings.Replace(page, `<meta name="chat-login" content="">`, `<meta name="chat-login" content="`+html.EscapeString(loginURL)+`">`, 1)
+	}
+	return []byte(page)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
@@ -302,14 +336,6 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fmt.Fprintln(w, "ok")
-}
-
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.hub.WritePrometheus(w)
-	if m, ok := s.cfg.Hub.Engine.(interface{ WritePrometheus(io.Writer) error }); ok {
-		m.WritePrometheus(w)
-	}
 }
 
 // hardLimit is the frame size above which the library itself closes the
@@ -333,26 +359,84 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	p := s.peerOf(r)
+	logPeer := []any{"remote", p.addr}
+	if p.via != "" {
+		logPeer = append(logPeer, "via", p.via)
+	}
 	if n := s.cfg.MaxConns; n > 0 {
 		if c, _ := s.hub.Counts(); c >= n {
-			s.log.Warn("connection refused: -max-conns reached", "max", n, "remote", r.RemoteAddr)
+			s.log.Warn("connection refused: -max-conns reached", append(logPeer, "max", n)...)
 			http.Error(w, "too many connections", http.StatusServiceUnavailable)
 			return
 		}
 	}
+	if err := checkOrigin(r, p.host, s.origins); err != nil {
+		s.log.Info("handshake refused", append(logPeer, "err", err)...)
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	id, err := s.authenticate(r, room)
+	if err != nil {
+		s.log.Info("sign-in refused", append(logPeer, "err", err)...)
+		refuseAuth(w, err)
+		return
+	}
+	if !s.takeSlot(p.ip) {
+		s.log.Warn("connection refused: -max-conns-per-ip reached", append(logPeer, "max", s.cfg.MaxConnsPerIP)...)
+		http.Error(w, fmt.Sprintf("too many connections from your address (at most %d)", s.cfg.MaxConnsPerIP), http.StatusTooManyRequests)
+		return
+	}
 	q := r.URL.Query()
-	opts := chat.ConnectOptions{Room: room, Nick: q.Get("nick"), Resume: q.Get("resume"), Remote: r.RemoteAddr}
+	opts := chat.ConnectOptions{Room: room, Nick: q.Get("nick"), Resume: q.Get("resume"), Remote: p.addr}
+	if id != nil {
+		opts.Nick, opts.Verified, opts.Rooms = id.nick, true, id.rooms
+	}
 	if v := q.Get("since"); v != "" {
 		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
 			opts.Since, opts.HasSince = n, true
 		}
 	}
 	ws := websocket.NewServer(w, r, &websocket.ServerOptions{
-		MaxLength:      hardLimit(s.cfg.Hub.MaxMessage),
-		Protocols:      []string{chat.Subprotocol},
-		OriginPatterns: s.origins,
-		CloseTimeout:   s.cfg.CloseTimeout,
+		MaxLength: hardLimit(s.cfg.Hub.MaxMessage),
+		Protocols: []string{chat.Subprotocol},
+		// checkOrigin above did it, with the chat's own words.
+		InsecureSkipOriginCheck: true,
+		CloseTimeout:            s.cfg.CloseTimeout,
 	})
+	ip := p.ip
+	s.attach(ws, opts, func() { s.freeSlot(ip) })
+	if err := ws.Start(); err != nil {
+		s.freeSlot(ip)
+		s.log.Info("handshake refused", append(logPeer, "err", err)...)
+	}
+}
+
+// takeSlot counts a connection from ip against MaxConnsPerIP and reports
+// whether it may go on; freeSlot gives the slot back.
+func (s *Server) takeSlot(ip netip.Addr) bool {
+	s.perIPMu.Lock()
+	defer s.perIPMu.Unlock()
+	if n := s.cfg.MaxConnsPerIP; n > 0 && s.perIP[ip] >= n {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) freeSlot(ip netip.Addr) {
+	s.perIPMu.Lock()
+	defer s.perIPMu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+// attach sets ws's handlers to drive a chat client. It is a function of its
+// own, apart from the handshake's request, so that no handler can keep the
+// request (and its headers, up to the server's header limit) alive for as
+// long as the connection lasts: a handler needs only opts.
+func (s *Server) attach(ws *websocket.Conn, opts chat.ConnectOptions, closed func()) {
 	t := &transport{ws: ws}
 	var client *chat.Client
 	ws.OnOpen(func() {
@@ -383,17 +467,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			client.Alive()
 		}
 	})
+	remote := opts.Remote
 	ws.OnError(func(err error) {
-		s.log.Debug("protocol error", "remote", r.RemoteAddr, "err", err)
+		s.log.Debug("protocol error", "remote", remote, "err", err)
 	})
 	ws.OnClose(func(code websocket.StatusCode, reason string) {
 		if client != nil {
 			client.Disconnected()
 		}
+		closed()
 	})
-	if err := ws.Start(); err != nil {
-		s.log.Info("handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
-	}
 }
 
 // transport adapts a library connection to chat.Conn.
@@ -409,14 +492,25 @@ func (t *transport) WriteText(ctx context.Context, p *chat.Payload) error {
 		return pm
 	}).(type) {
 	case *websocket.PreparedMessage:
-		return t.ws.WritePrepared(ctx, v)
+		return t.closing(t.ws.WritePrepared(ctx, v))
 	case error:
 		return v
 	}
 	return errors.New("chat: unexpected cached payload")
 }
 
-func (t *transport) Ping(ctx context.Context) error { return t.ws.Ping(nil) }
+func (t *transport) Ping(ctx context.Context) error { return t.closing(t.ws.SendPing(nil)) }
+
+// closing marks err as chat.ErrConnClosing when the connection is no longer
+// open: the library refuses data once either side's close frame is on its
+// way (RFC 6455 §5.5.1) and then finishes the closing handshake itself, so
+// the chat must not abort the connection over such an error.
+func (t *transport) closing(err error) error {
+	if err != nil && t.ws.ReadyState() != websocket.Open {
+		return fmt.Errorf("%w: %w", chat.ErrConnClosing, err)
+	}
+	return err
+}
 
 func (t *transport) Close(code int, reason string) error {
 	return t.ws.Close(websocket.StatusCode(code), reason)

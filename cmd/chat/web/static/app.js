@@ -9,6 +9,20 @@
   const nickInput = $("nick-input");
 
   const wsPort = document.querySelector('meta[name="chat-ws-port"]').content;
+  // Sign-in: the site that issues tokens sends the person here with
+  // #token=JWT; the token is kept for this tab only and taken out of the
+  // address bar (a fragment is never sent to a server or logged).
+  const authRequired = document.querySelector('meta[name="chat-auth"]').content === "required";
+  const loginURL = document.querySelector('meta[name="chat-login"]').content;
+  let token = sessionStorage.getItem("chat.token") || "";
+  {
+    const m = /^#token=([^&]+)/.exec(location.hash);
+    if (m) {
+      token = decodeURIComponent(m[1]);
+      sessionStorage.setItem("chat.token", token);
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+  }
   const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
   const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
   const enc = new TextEncoder();
@@ -49,7 +63,8 @@
     // location.hostname keeps an IPv6 address's brackets, so it can take a port as is.
     const host = wsPort && wsPort !== "same-port" ? `${location.hostname}:${wsPort}` : location.host;
     const q = new URLSearchParams();
-    if (me) q.set("nick", me);
+    if (token) q.set("token", token);
+    else if (me) q.set("nick", me);
     q.set("resume", resumeToken);
     if (resume) q.set("since", String(lastId));
     return `${proto}//${host}/chat/${encodeURIComponent(room)}?${q}`;
@@ -239,8 +254,38 @@
       if (ws !== sock) return;
       ws = null;
       users = []; renderUsers();
+      if (authRequired && !opened) { checkSignIn(e); return; }
       scheduleReconnect(e);
     };
+    let opened = false;
+    sock.addEventListener("open", () => { opened = true; });
+  }
+
+  // A refused handshake shows the page nothing but a close: ask the server
+  // why, and stop retrying if the token is the reason.
+  async function checkSignIn(e) {
+    let why = "";
+    try {
+      const r = await fetch("/auth/check?room=" + encodeURIComponent(room), { headers: token ? { Authorization: "Bearer " + token } : {} });
+      if (!r.ok) why = (await r.json()).error || r.statusText;
+    } catch { /* the server is away: retry as usual */ }
+    if (!why) { scheduleReconnect(e); return; }
+    if (/expired|refused|required/.test(why)) { sessionStorage.removeItem("chat.token"); token = ""; }
+    signInNeeded(why);
+  }
+
+  function signInNeeded(why) {
+    setStatus("closed", "Not signed in");
+    const li = document.createElement("li");
+    li.className = "notice error signin";
+    li.append(timeEl(), document.createTextNode(why + " "));
+    if (loginURL) {
+      const a = document.createElement("a");
+      a.href = loginURL;
+      a.textContent = "Sign in";
+      li.append(a);
+    }
+    append(li);
   }
 
   function scheduleReconnect(e) {
@@ -331,6 +376,12 @@
   $("room-name").textContent = room;
   nickInput.value = me;
   renderRooms();
-  connect();
+  if (authRequired) {
+    // The name comes from the sign-in.
+    nickInput.readOnly = true;
+    $("nick-form").querySelector("button").hidden = true;
+  }
+  if (authRequired && !token) signInNeeded("This chat needs you to sign in.");
+  else connect();
   input.focus();
 })();
