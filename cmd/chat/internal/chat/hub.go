@@ -179,14 +179,19 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 			if err == nil {
 				break
 			}
+			if o.Verified && errors.Is(err, ErrNickTaken) && try < 2 {
+				// A signed-in user's name is theirs: another node holds
+				// it only for a connection of the same user, whose claim
+				// this one takes over (see Member.Key), or held it a
+				// moment ago; try again.
+				continue
+			}
 			h.mu.Lock()
 			delete(h.nicks, strings.ToLower(nick))
 			if !errors.Is(err, ErrNickTaken) || try == 64 || o.Verified {
-				// A signed-in user's name is theirs: another node holds
-				// it only for a connection of the same user (whose
-				// claim this one takes over, see Member.Key), so
-				// ErrNickTaken here means a node that does not check
-				// sign-in; the user is not renamed.
+				// Still taken for a signed-in user: a node that does not
+				// check sign-in gave the name away; the user is not
+				// renamed.
 				h.mu.Unlock()
 				cancel()
 				if errors.Is(err, ErrNickTaken) {

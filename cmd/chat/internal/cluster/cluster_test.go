@@ -40,6 +40,15 @@ func startNode(t *testing.T, urls string, replicas int) *node {
 // single node with its embedded store instead of NATS.
 func startNodeWith(t testing.TB, urls string, replicas int, hc chat.Config, opts ...func(*cluster.Config)) *node {
 	t.Helper()
+	return startServerNode(t, urls, replicas, server.Config{Hub: hc}, opts...)
+}
+
+// startServerNode is startNodeWith with the whole server configuration
+// (sign-in, say); the data directory, shutdown timeout and engine are
+// filled in.
+func startServerNode(t testing.TB, urls string, replicas int, sc server.Config, opts ...func(*cluster.Config)) *node {
+	t.Helper()
+	hc := sc.Hub
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var eng *cluster.Engine
@@ -57,7 +66,8 @@ func startNodeWith(t testing.TB, urls string, replicas int, hc chat.Config, opts
 		}
 		hc.Engine = eng
 	}
-	srv, err := server.New(server.Config{Hub: hc, DataDir: data, ShutdownTimeout: 5 * time.Second})
+	sc.Hub, sc.DataDir, sc.ShutdownTimeout = hc, data, 5*time.Second
+	srv, err := server.New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,16 +82,34 @@ func (e *Engine) Claim(m chat.Member) error {
 // resume key: the same client came back elsewhere (its node died, or the
 // load balancer moved it). The revision check makes it atomic like Create.
 func (e *Engine) takeOver(ctx context.Context, k string, m chat.Member) error {
-	e.mu.Lock()
-	en := e.cache[k]
-	var rev uint64
-	if en != nil && m.Key != "" && en.Key == m.Key && en.Node != e.node {
-		rev = en.rev
-	}
-	e.mu.Unlock()
-	if rev == 0 {
+	if m.Key == "" {
 		return jetstream.ErrKeyExists
 	}
+	e.mu.Lock()
+	en := e.cache[k]
+	e.mu.Unlock()
+	if en == nil {
+		// The watch has not brought the holder's entry yet (it was made
+		// a moment ago on another node: a signed-in user's second tab
+		// there); the bucket itself has it.
+		kv, err := e.nicks.Get(ctx, k)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				return jetstream.ErrKeyExists // freed meanwhile: the caller tries again
+			}
+			return err
+		}
+		var v entry
+		if json.Unmarshal(kv.Value(), &v) != nil {
+			return jetstream.ErrKeyExists
+		}
+		v.rev = kv.Revision()
+		en = &v
+	}
+	if en.Key != m.Key || en.Node == e.node {
+		return jetstream.ErrKeyExists
+	}
+	rev := en.rev
 	_, err := e.nicks.Update(ctx, k, e.value(m), rev)
 	return err
 }
