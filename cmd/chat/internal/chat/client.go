@@ -134,6 +134,13 @@ func (c *Client) writeLoop() {
 			}
 			err := c.conn.WriteText(wctx, p)
 			if err != nil {
+				if errors.Is(wctx.Err(), context.DeadlineExceeded) && !c.killed.Load() {
+					// -write-timeout: the peer does not read fast
+					// enough, the other way a slow consumer shows (an
+					// overflowed queue, counted in send, kills first).
+					h.Metrics.SlowConsumers.Add(1)
+					h.log.Warn("slow consumer disconnected: write timed out", "nick", c.Nick(), "timeout", h.cfg.WriteTimeout, "remote", c.remote)
+				}
 				wcancel()
 				c.writeFailed(err)
 				return
