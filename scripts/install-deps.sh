@@ -16,6 +16,10 @@ need=()
 [ -x /usr/bin/tinyproxy ] || need+=(tinyproxy-bin)
 [ -x /usr/bin/microsocks ] || need+=(microsocks)
 [ -x /usr/bin/certutil ] || need+=(libnss3-tools)
+# nginx-light: cmd/chat's TestBehindNginx (deploy/nginx.conf) and the
+# cluster tests' load balancer (e2e_cluster_test.go; deploy/nginx-cluster.conf
+# is its container twin) use only upstream (least_conn, backup), proxy, map
+# and ssl, all built into nginx-light.
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -69,6 +69,7 @@ type options struct {
 	ping, writeTimeout         time.Duration
 	closeTimeout, shutdown     time.Duration
 	logLevel, logFormat        string
+	cluster                    clusterOptions
 	tlsCert, tlsKey            string
 	trustedProxies             prefixList
 	maxConnsPerIP              int
@@ -231,12 +232,14 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.authLoginURL, "auth-login-url", "", "with sign-in, the page links people without a token to this `URL` (the site that issues tokens)"+env("auth-login-url", "CHAT_AUTH_LOGIN_URL"))
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error"+env("log-level", "CHAT_LOG_LEVEL"))
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json"+env("log-format", "CHAT_LOG_FORMAT"))
+	addClusterFlags(fs, &o.cluster, env)
 	// The flag package calls Usage on every mistake too; it is printed only
 	// for -help (below), so that a mistake is not buried under the list.
 	fs.Usage = func() {}
 	usage := func() {
 		fmt.Fprintf(stderr, "Usage: chat [flags]\n\nA chat server with a browser client; open the printed URL.\n"+
 			"Every flag's default can be set by the environment variable named with it;\na flag on the command line wins over the environment.\n\n")
+		fmt.Fprint(stderr, clusterHelp)
 		fs.SetOutput(stderr)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
@@ -284,6 +287,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("-allow-origin %q: not a valid pattern (%v); write a host[:port] such as chat.example.com or *.example.com", p, err)
 		}
+	}
+	if err := o.cluster.check(); err != nil {
+		return nil, err
 	}
 	if o.burst == 0 {
 		o.burst = max(1, int(math.Ceil(o.rate)))
@@ -412,7 +418,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if o.dataErr != nil && o.history > 0 {
+	if o.dataErr != nil && o.history > 0 && o.cluster.nats == "" {
 		return o.dataErr
 	}
 	secret, err := authSecret(o)
@@ -446,8 +452,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer metricsLn.Close()
 	}
+	// Cluster mode: NATS last, after every local mistake has been found,
+	// because reaching it may take a while.
+	eng, err := o.cluster.open(ctx, o.history, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{
 		Hub: chat.Config{
+			Engine:       eng,
 			MaxMessage:   o.maxMessage,
 			Rate:         o.rate,
 			Burst:        o.burst,
@@ -505,10 +518,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}()
 	urls := reachableURLs(scheme, ln.Addr())
 	data := o.data
-	if data == "" || o.history == 0 {
+	switch {
+	case o.cluster.nats != "":
+		data = "(NATS JetStream)"
+	case data == "" || o.history == 0:
 		data = "(memory only)"
 	}
 	attrs := []any{"url", urls[0], "data", data, "history", o.history}
+	if o.cluster.nats != "" {
+		attrs = append(attrs, "nats", o.cluster.nats)
+	}
 	if wsLn != nil {
 		attrs = append(attrs, "ws_addr", wsLn.Addr().String())
 	}

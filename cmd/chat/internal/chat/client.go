@@ -17,6 +17,8 @@ import (
 // sends goes through its bounded queue and its own writer goroutine, so a
 // slow network never blocks a room.
 type Client struct {
+	id     string // unique connection ID, for presence across nodes
+	key    string // ResumeKey of the client's resume token, or ""
 	hub    *Hub
 	conn   Conn
 	json   bool
@@ -132,6 +134,13 @@ func (c *Client) writeLoop() {
 			}
 			err := c.conn.WriteText(wctx, p)
 			if err != nil {
+				if errors.Is(wctx.Err(), context.DeadlineExceeded) && !c.killed.Load() {
+					// -write-timeout: the peer does not read fast
+					// enough, the other way a slow consumer shows (an
+					// overflowed queue, counted in send, kills first).
+					h.Metrics.SlowConsumers.Add(1)
+					h.log.Warn("slow consumer disconnected: write timed out", "nick", c.Nick(), "timeout", h.cfg.WriteTimeout, "remote", c.remote)
+				}
 				wcancel()
 				c.writeFailed(err)
 				return
@@ -311,7 +320,15 @@ func (c *Client) command(text string) {
 			c.send(errorOut("usage", "usage: /nick NAME"))
 			return
 		}
-		old, err := h.rename(c, arg)
+		room := ""
+		if c.room != nil {
+			room = c.room.name
+		}
+		old, err := h.rename(c, arg, room)
+		if errors.Is(err, ErrUnavailable) {
+			c.send(errorOut("unavailable", "nickname not changed: "+err.Error()))
+			return
+		}
 		if err != nil {
 			c.send(errorOut("nick_refused", err.Error()))
 			return
@@ -346,6 +363,11 @@ func (c *Client) command(text string) {
 		}
 		if c.rooms != nil && !slices.Contains(c.rooms, room) {
 			c.send(errorOut("forbidden", fmt.Sprintf("your sign-in does not allow room %q (it allows: %s)", room, strings.Join(c.rooms, ", "))))
+			return
+		}
+		// Other nodes learn of the move before this one makes it.
+		if err := h.eng.Update(Member{Conn: c.id, Nick: c.Nick(), Room: room, Key: c.key}, c.Nick()); err != nil {
+			c.send(errorOut("unavailable", "you did not move to "+room+": "+err.Error()))
 			return
 		}
 		if err := c.join(room, 0, false); err != nil {

@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -37,7 +37,10 @@ type Config struct {
 	// many members, sparing big rooms a flood of them; 0 means always.
 	AnnounceMax int
 	Store       Store // nil: no history at all
-	Logger      *slog.Logger
+	// Engine shares rooms and nicknames with other nodes; nil means a
+	// LocalEngine over Store (one node, today's behaviour).
+	Engine Engine
+	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests replace it.
 	Now func() time.Time
 }
@@ -47,8 +50,8 @@ type Hub struct {
 	cfg     Config
 	log     *slog.Logger
 	Metrics Metrics
-
-	seq atomic.Uint64 // message IDs when there is no store
+	eng     Engine
+	stores  bool // messages are kept (counted in Metrics.Stored)
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -70,14 +73,19 @@ func NewHub(cfg Config) *Hub {
 	if cfg.History <= 0 {
 		cfg.Store = nil
 	}
+	stores := cfg.Store != nil || cfg.Engine != nil
+	if cfg.Engine == nil {
+		cfg.Engine = NewLocalEngine(cfg.Store)
+	}
 	h := &Hub{
+		eng:     cfg.Engine,
+		stores:  stores,
 		cfg:     cfg,
 		log:     cfg.Logger,
 		rooms:   map[string]*room{},
 		nicks:   map[string]*Client{},
 		clients: map[*Client]struct{}{},
 	}
-	h.seq.Store(firstID())
 	return h
 }
 
@@ -91,6 +99,11 @@ type ConnectOptions struct {
 	Since    uint64
 	HasSince bool
 	Remote   string // for logs
+	// Resume is a secret the client keeps across its reconnections (the
+	// browser client: one per tab). With it a client may take its
+	// nickname back from a connection on another node (see Member.Key).
+	// It is ignored for a Verified connection, whose name is its identity.
+	Resume string
 	// Verified says Nick is the user's signed-in identity: it is used as
 	// is (the same user may connect more than once) and cannot be changed
 	// with /nick.
@@ -108,6 +121,8 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
+		id:         strconv.FormatUint(rand.Uint64(), 36),
+		key:        memberKey(o),
 		hub:        h,
 		conn:       conn,
 		json:       o.JSON,
@@ -130,12 +145,12 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 	}
 	var refused string
 	nick := o.Nick
+	shared := false
 	if o.Verified {
 		// Signed in: the name is the user's; nobody else can hold it,
-		// because everyone's name comes from their own token.
-		if h.nicks[strings.ToLower(nick)] == nil {
-			h.nicks[strings.ToLower(nick)] = c
-		}
+		// because everyone's name comes from their own token. A second
+		// connection of the same user on this node shares the claim.
+		shared = h.nicks[strings.ToLower(nick)] != nil
 	} else if nick != "" {
 		if err := ValidNick(nick); err != nil {
 			refused = err.Error()
@@ -153,10 +168,58 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 			return nil, ErrNoNick
 		}
 	}
-	c.setNick(nick)
-	if !o.Verified {
+	if !shared {
 		h.nicks[strings.ToLower(nick)] = c
+		h.mu.Unlock()
+		// The local registry made nick free here; the engine makes it
+		// free on every node. Outside the lock: that may be a network
+		// round trip.
+		for try := 0; ; try++ {
+			err := h.eng.Claim(Member{Conn: c.id, Nick: nick, Room: o.Room, Key: c.key})
+			if err == nil {
+				break
+			}
+			if o.Verified && errors.Is(err, ErrNickTaken) && try < 2 {
+				// A signed-in user's name is theirs: another node holds
+				// it only for a connection of the same user, whose claim
+				// this one takes over (see Member.Key), or held it a
+				// moment ago; try again.
+				continue
+			}
+			h.mu.Lock()
+			delete(h.nicks, strings.ToLower(nick))
+			if !errors.Is(err, ErrNickTaken) || try == 64 || o.Verified {
+				// Still taken for a signed-in user: a node that does not
+				// check sign-in gave the name away; the user is not
+				// renamed.
+				h.mu.Unlock()
+				cancel()
+				if errors.Is(err, ErrNickTaken) {
+					return nil, ErrNoNick
+				}
+				return nil, err
+			}
+			if refused == "" && try == 0 && o.Nick != "" {
+				refused = fmt.Sprintf("nickname %q is taken", nick)
+			}
+			if nick = h.randomNickLocked(); nick == "" {
+				h.mu.Unlock()
+				cancel()
+				return nil, ErrNoNick
+			}
+			h.nicks[strings.ToLower(nick)] = c
+			h.mu.Unlock()
+		}
+		h.mu.Lock()
+		if h.closing {
+			delete(h.nicks, strings.ToLower(nick))
+			h.mu.Unlock()
+			h.eng.Release(Member{Conn: c.id, Nick: nick, Room: o.Room})
+			cancel()
+			return nil, ErrShuttingDown
+		}
 	}
+	c.setNick(nick)
 	h.clients[c] = struct{}{}
 	h.wg.Add(2) // the client until Disconnected, and its writer
 	h.mu.Unlock()
@@ -226,20 +289,36 @@ func ValidRoom(s string) error {
 	return nil
 }
 
-// rename gives c the nickname nick if it is valid and free.
-func (h *Hub) rename(c *Client, nick string) (old string, err error) {
+// rename gives c the nickname nick if it is valid and free, here and on
+// every other node.
+func (h *Hub) rename(c *Client, nick, room string) (old string, err error) {
 	if err := ValidNick(nick); err != nil {
 		return "", err
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	old = c.Nick()
 	key := strings.ToLower(nick)
 	if other := h.nicks[key]; other != nil && other != c {
+		h.mu.Unlock()
 		return "", fmt.Errorf("nickname %q is taken", nick)
 	}
-	delete(h.nicks, strings.ToLower(old))
-	h.nicks[key] = c
+	h.nicks[key] = c // reserved here while the engine decides
+	h.mu.Unlock()
+	err = h.eng.Update(Member{Conn: c.id, Nick: nick, Room: room, Key: c.key}, old)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err != nil {
+		if key != strings.ToLower(old) && h.nicks[key] == c {
+			delete(h.nicks, key)
+		}
+		if errors.Is(err, ErrNickTaken) {
+			return "", fmt.Errorf("nickname %q is taken", nick)
+		}
+		return "", err
+	}
+	if key != strings.ToLower(old) {
+		delete(h.nicks, strings.ToLower(old))
+	}
 	c.setNick(nick)
 	return old, nil
 }
@@ -252,6 +331,7 @@ func (h *Hub) unregister(c *Client) {
 	}
 	delete(h.clients, c)
 	h.mu.Unlock()
+	h.eng.Release(Member{Conn: c.id, Nick: c.Nick()})
 }
 
 // acquire returns the named room, creating it, and counts c in it.
@@ -292,13 +372,11 @@ func (h *Hub) Rooms() []RoomInfo {
 		seen[name] = r.refs
 	}
 	h.mu.Unlock()
-	if h.cfg.Store != nil {
-		if names, err := h.cfg.Store.Rooms(); err == nil {
-			for _, n := range names {
-				if _, ok := seen[n]; !ok {
-					seen[n] = 0
-				}
-			}
+	// The engine counts the users of every node (or none, when it only
+	// knows this one); rooms counts this node's.
+	if infos, err := h.eng.Rooms(); err == nil {
+		for _, ri := range infos {
+			seen[ri.Name] = max(seen[ri.Name], ri.Users)
 		}
 	}
 	if _, ok := seen[DefaultRoom]; !ok {
@@ -361,10 +439,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			h.log.Error("shutdown: clients still registered after abort")
 		}
 	}
-	if h.cfg.Store != nil {
-		if cerr := h.cfg.Store.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
+	if cerr := h.eng.Close(); cerr != nil && err == nil {
+		err = cerr
 	}
 	return err
 }

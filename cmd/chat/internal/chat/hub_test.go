@@ -296,6 +296,10 @@ func TestWriteTimeoutDropsStuckPeer(t *testing.T) {
 	if !f.aborted.Load() {
 		t.Fatal("want Abort after a write timeout")
 	}
+	// A peer that does not read in time is a slow consumer too.
+	if n := h.Metrics.SlowConsumers.Load(); n != 1 {
+		t.Fatalf("slow consumers = %d after a write timeout, want 1", n)
+	}
 }
 
 func TestDeadPeerDropped(t *testing.T) {

@@ -1,8 +1,10 @@
 package chat
 
 import (
+	"errors"
 	"slices"
 	"strings"
+	"sync"
 )
 
 type opKind uint8
@@ -34,12 +36,19 @@ type room struct {
 	hub     *Hub
 	name    string
 	inbox   chan op
-	members map[*Client]struct{} // owned by run
+	members map[*Client]struct{} // this node's clients; owned by run
 	refs    int                  // guarded by hub.mu
+	feed    feed                 // the engine's deliveries
+	sub     *Subscription        // nil until Subscribe succeeds; owned by run
+	pos     uint64               // the last message ID delivered; owned by run
+	// present is everyone in the room on every node, by connection ID:
+	// this node's members and what the engine reported of the others.
+	present map[string]string
 }
 
 func newRoom(h *Hub, name string) *room {
-	return &room{hub: h, name: name, inbox: make(chan op, 1024), members: map[*Client]struct{}{}}
+	return &room{hub: h, name: name, inbox: make(chan op, 1024), members: map[*Client]struct{}{},
+		present: map[string]string{}, feed: feed{notify: make(chan struct{}, 1)}}
 }
 
 // maxBatch bounds how many queued posts share one store transaction.
@@ -47,8 +56,25 @@ const maxBatch = 256
 
 func (r *room) run() {
 	defer r.hub.roomWG.Done()
+	r.subscribe()
+	defer func() {
+		if r.sub != nil {
+			r.sub.Stop()
+		}
+	}()
 	ops := make([]op, 0, maxBatch)
-	for first := range r.inbox {
+	for {
+		var first op
+		select {
+		case o, ok := <-r.inbox:
+			if !ok {
+				return
+			}
+			first = o
+		case <-r.feed.notify:
+			r.drain()
+			continue
+		}
 		ops = append(ops[:0], first)
 	drain:
 		for len(ops) < maxBatch {
@@ -66,6 +92,7 @@ func (r *room) run() {
 			if ops[i].kind != opPost {
 				r.handle(ops[i])
 				i++
+				r.drain()
 				continue
 			}
 			// Consecutive posts are committed together: one fsync for
@@ -75,6 +102,9 @@ func (r *room) run() {
 				j++
 			}
 			r.commit(ops[i:j])
+			// A local engine has delivered the batch already: it goes
+			// out before the next op, as if the room had sent it itself.
+			r.drain()
 			i = j
 		}
 		clear(ops)
@@ -90,12 +120,20 @@ func (r *room) handle(o op) {
 			c.force(encodeOut(&Event{Type: "welcome", Room: r.name, Nick: c.Nick(),
 				Limits: h.limits(), Rooms: h.Rooms(), Resumed: o.hasSince, Since: o.since, SignedIn: c.verified}))
 		}
-		if h.cfg.Store != nil {
+		if r.sub == nil {
+			r.subscribe()
+		}
+		if r.sub == nil {
+			c.force(errorOut("unavailable", "this room's messages cannot be received now: the message service is unavailable"))
+		}
+		if h.cfg.History > 0 {
 			since := uint64(0)
 			if o.hasSince {
 				since = o.since
 			}
-			recs, err := h.cfg.Store.Recent(r.name, since, h.cfg.History)
+			// Messages above pos are on their way through the feed: the
+			// replay stops there so that none is shown twice.
+			recs, err := h.eng.History(r.name, since, r.pos, h.cfg.History)
 			if err != nil {
 				h.log.Error("reading history", "room", r.name, "err", err)
 				c.force(errorOut("history_unavailable", "history could not be read"))
@@ -111,6 +149,7 @@ func (r *room) handle(o op) {
 			}
 		}
 		r.members[c] = struct{}{}
+		r.present[c.id] = c.Nick()
 		if c.json {
 			c.force(presenceOut(r.name, r.nicks()))
 		}
@@ -121,12 +160,16 @@ func (r *room) handle(o op) {
 	case opLeave:
 		if _, ok := r.members[o.c]; ok {
 			delete(r.members, o.c)
+			delete(r.present, o.c.id)
 			if o.notify && r.announce() {
 				r.broadcast(leaveOut(r.name, o.c.Nick(), h.now()), nil)
 			}
 		}
 		close(o.done)
 	case opNick:
+		if _, ok := r.present[o.c.id]; ok {
+			r.present[o.c.id] = o.new
+		}
 		r.broadcast(nickOut(r.name, o.old, o.new, h.now()), nil)
 	case opWho:
 		o.c.send(presenceOut(r.name, r.nicks()))
@@ -141,24 +184,111 @@ func (r *room) commit(posts []op) {
 	for i := range posts {
 		recs[i] = posts[i].rec
 	}
-	if h.cfg.Store != nil {
-		if err := h.cfg.Store.Append(r.name, recs); err != nil {
+	errs := h.eng.Publish(r.name, recs)
+	if errs == nil {
+		if h.stores {
+			h.Metrics.Stored.Add(uint64(len(recs)))
+		}
+		return
+	}
+	logged := false
+	for i, err := range errs {
+		if err == nil {
+			h.Metrics.Stored.Add(1)
+			continue
+		}
+		h.Metrics.StoreErrors.Add(1)
+		if !logged {
 			h.log.Error("storing messages", "room", r.name, "n", len(recs), "err", err)
-			h.Metrics.StoreErrors.Add(1)
-			for _, p := range posts {
-				p.c.send(errorOut("not_stored", "the server could not store your message; it was not sent"))
+			logged = true
+		}
+		if errors.Is(err, ErrUnavailable) {
+			posts[i].c.send(errorOut("unavailable", "your message was not sent: the message service is unavailable; try again later"))
+		} else {
+			posts[i].c.send(errorOut("not_stored", "the server could not store your message; it was not sent"))
+		}
+	}
+}
+
+// subscribe asks the engine for the room's feed; on failure the room stays
+// without one and the next join tries again.
+func (r *room) subscribe() {
+	sub, err := r.hub.eng.Subscribe(r.name, r.feed.push)
+	if err != nil {
+		r.hub.log.Error("subscribing to room", "room", r.name, "err", err)
+		return
+	}
+	r.sub, r.pos = sub, max(r.pos, sub.Pos)
+	for _, m := range sub.Present {
+		r.present[m.Conn] = m.Nick
+	}
+}
+
+// drain applies what the engine delivered: messages go to every member,
+// and other nodes' presence changes update the list and are announced.
+func (r *room) drain() {
+	now := r.hub.now()
+	for _, d := range r.feed.take() {
+		switch d.Kind {
+		case DeliverMessage:
+			if d.Rec.ID <= r.pos {
+				continue // already replayed or delivered
 			}
-			return
-		}
-		h.Metrics.Stored.Add(uint64(len(recs)))
-	} else {
-		for _, rec := range recs {
-			rec.ID = h.seq.Add(1)
+			r.pos = d.Rec.ID
+			r.broadcast(recordOut(d.Rec), nil)
+		case DeliverJoin:
+			if _, ok := r.present[d.User.Conn]; ok {
+				continue
+			}
+			r.present[d.User.Conn] = d.User.Nick
+			if r.announce() {
+				r.broadcast(joinOut(r.name, d.User.Nick, now), nil)
+			}
+		case DeliverLeave:
+			nick, ok := r.present[d.User.Conn]
+			if !ok {
+				continue
+			}
+			delete(r.present, d.User.Conn)
+			if r.announce() {
+				r.broadcast(leaveOut(r.name, nick, now), nil)
+			}
+		case DeliverNick:
+			old, ok := r.present[d.User.Conn]
+			if !ok || old == d.User.Nick {
+				continue
+			}
+			r.present[d.User.Conn] = d.User.Nick
+			r.broadcast(nickOut(r.name, old, d.User.Nick, now), nil)
 		}
 	}
-	for _, rec := range recs {
-		r.broadcast(recordOut(rec), nil)
+}
+
+// feed is a room's queue of deliveries. The engine pushes without ever
+// blocking (a room busy with a slow store must not stall the delivery of
+// other rooms); the room goroutine takes everything at once.
+type feed struct {
+	mu     sync.Mutex
+	items  []Delivery
+	notify chan struct{} // capacity 1
+}
+
+func (f *feed) push(d Delivery) {
+	f.mu.Lock()
+	f.items = append(f.items, d)
+	f.mu.Unlock()
+	select {
+	case f.notify <- struct{}{}:
+	default:
 	}
+}
+
+func (f *feed) take() []Delivery {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	items := f.items
+	f.items = nil
+	return items
 }
 
 // broadcast queues o for every member but skip. It never blocks: a member
@@ -173,13 +303,13 @@ func (r *room) broadcast(o *Outgoing, skip *Client) {
 
 func (r *room) announce() bool {
 	n := r.hub.cfg.AnnounceMax
-	return n == 0 || len(r.members) <= n
+	return n == 0 || len(r.present) <= n
 }
 
 func (r *room) nicks() []string {
-	out := make([]string, 0, len(r.members))
-	for m := range r.members {
-		out = append(out, m.Nick())
+	out := make([]string, 0, len(r.present))
+	for _, n := range r.present {
+		out = append(out, n)
 	}
 	slices.SortFunc(out, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
 	return out

@@ -67,13 +67,18 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 
 // newMetricsHandler serves the chat's metrics with the Go runtime's and
 // the process's, from a registry of the server's own (no global state).
-func newMetricsHandler(h *chat.Hub) http.Handler {
+func newMetricsHandler(h *chat.Hub, eng chat.Engine) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newHubCollector(h),
 	)
+	// An engine shared with other nodes (cluster mode) exports its own
+	// metrics (chat_nats_*) as a collector of its own.
+	if c, ok := eng.(prometheus.Collector); ok {
+		reg.MustRegister(c)
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 

@@ -75,7 +75,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	hc := cfg.Hub
 	hc.Logger = cfg.Logger
-	if hc.History > 0 && hc.Store == nil {
+	if hc.History > 0 && hc.Store == nil && hc.Engine == nil {
 		if cfg.DataDir == "" {
 			hc.Store = chat.NewMemStore(hc.History)
 		} else {
@@ -87,7 +87,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	hub := chat.NewHub(hc)
-	return &Server{cfg: cfg, log: cfg.Logger, hub: hub, perIP: map[netip.Addr]int{}, metricsHandler: newMetricsHandler(hub)}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, hub: hub, perIP: map[netip.Addr]int{}, metricsHandler: newMetricsHandler(hub, cfg.Hub.Engine)}, nil
 }
 
 // Hub returns the server's hub, for tests and benchmarks.
@@ -344,6 +344,14 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	// A cluster node that cannot reach NATS can neither send nor deliver:
+	// a load balancer should send new clients elsewhere.
+	if h, ok := s.cfg.Hub.Engine.(interface{ Healthy() error }); ok {
+		if err := h.Healthy(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
 	fmt.Fprintln(w, "ok")
 }
 
@@ -398,7 +406,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	opts := chat.ConnectOptions{Room: room, Nick: q.Get("nick"), Remote: p.addr}
+	opts := chat.ConnectOptions{Room: room, Nick: q.Get("nick"), Resume: q.Get("resume"), Remote: p.addr}
 	if id != nil {
 		opts.Nick, opts.Verified, opts.Rooms = id.nick, true, id.rooms
 	}
@@ -454,7 +462,7 @@ func (s *Server) attach(ws *websocket.Conn, opts chat.ConnectOptions, closed fun
 		c, err := s.hub.Connect(t, opts)
 		if err != nil {
 			code := websocket.StatusGoingAway
-			if errors.Is(err, chat.ErrNoNick) {
+			if errors.Is(err, chat.ErrNoNick) || errors.Is(err, chat.ErrUnavailable) {
 				code = websocket.StatusTryAgainLater
 			}
 			ws.Close(code, err.Error())

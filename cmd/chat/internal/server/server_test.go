@@ -286,21 +286,27 @@ func TestTooBigAndJSON(t *testing.T) {
 	}
 }
 
+// TestSlowConsumerOverNetwork: a reader that never reads is dropped as a
+// slow consumer, by whichever comes first: its queue overflows, or a write
+// to it outlasts -write-timeout. Both count in SlowConsumers; when only the
+// overflow did, a busy machine let the timeout win and the test posted on
+// until its deadline.
 func TestSlowConsumerOverNetwork(t *testing.T) {
 	ts := start(t, Config{Hub: chat.Config{Queue: 16, WriteTimeout: 300 * time.Millisecond, MaxMessage: 0}}, false)
 	slow := dial(t, ts.wsURL+"/chat", nil) // never reads
 	fast := dial(t, ts.wsURL+"/chat", nil)
 	_ = slow
 	msg := strings.Repeat("x", 16<<10)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 	// Keep posting until the server gives up on the reader that never
-	// reads; the fast client must receive every message meanwhile.
+	// reads; the fast client must receive every message meanwhile. Each
+	// round waits for its own echo (a deadline per round, not one for a
+	// number of rounds that depends on the kernel's buffer sizes).
 	for i := 0; ; i++ {
 		if i > 5000 {
 			t.Fatal("slow consumer never dropped")
 		}
 		write(t, fast, fmt.Sprintf("%d %s", i, msg))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		for {
 			_, b, err := fast.Read(ctx)
 			if err != nil {
@@ -310,6 +316,7 @@ func TestSlowConsumerOverNetwork(t *testing.T) {
 				break
 			}
 		}
+		cancel()
 		if ts.srv.Hub().Metrics.SlowConsumers.Load() > 0 {
 			break
 		}

@@ -32,6 +32,16 @@
   // The tab's current name lives in sessionStorage (each tab is its own
   // user); a name the user chose lives in localStorage, for new tabs.
   let me = sessionStorage.getItem("chat.nick") || localStorage.getItem("chat.preferred-nick") || "";
+  // A secret of this tab, sent on every connection: with it the tab takes
+  // its nickname back when it reconnects to another node of a cluster
+  // after its node died (the server keeps only a hash).
+  let resumeToken = sessionStorage.getItem("chat.resume");
+  if (!resumeToken) {
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    resumeToken = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    sessionStorage.setItem("chat.resume", resumeToken);
+  }
   let renaming = false;
   let lastId = 0;          // newest message ID shown in this room
   let seen = new Set();    // message IDs shown in this room
@@ -55,6 +65,7 @@
     const q = new URLSearchParams();
     if (token) q.set("token", token);
     else if (me) q.set("nick", me);
+    q.set("resume", resumeToken);
     if (resume) q.set("since", String(lastId));
     return `${proto}//${host}/chat/${encodeURIComponent(room)}?${q}`;
   }
