@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # install-deps.sh installs what the test suites need beyond Go, so that a fresh
 # machine passes with nothing installed by hand: Debian's Chromium and
-# ChromeDriver (browser interop and the chat end-to-end test), Python's
-# websockets (a peer no one here wrote), tinyproxy and microsocks (an HTTP
-# CONNECT and a SOCKS5 proxy for the client's proxy tests; the -bin package
-# has tinyproxy without a system service) and Node's ws (from npm, pinned by
-# interop/node/package-lock.json). It is idempotent: what is present is kept.
+# ChromeDriver (browser interop, the chat's end-to-end tests), NSS's certutil
+# (Chromium trusting the chat's test CA), nginx (the chat behind a reverse
+# proxy and its cluster's load balancer), Python's websockets (a peer no one
+# here wrote), tinyproxy and microsocks (an HTTP CONNECT and a SOCKS5 proxy
+# for the client's proxy tests; the -bin package has tinyproxy without a
+# system service), and from npm Node's ws (pinned by
+# interop/node/package-lock.json) and the wscat client (pinned in
+# cmd/chat/testdata/wscat). NATS servers need no install: the chat's tests
+# embed them from their Go module. It is idempotent: what is present is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
