@@ -7,11 +7,12 @@ import (
 )
 
 // This file connects permessage-deflate (extension.go, compress.go) to a
-// connection: the handshakes store what was agreed, the write paths compress,
-// the session (session.go) inflates what is read. Every hook in the protocol code is a single call
-// behind a nil check of c.pmd (or of the event's compressed flag, which only
-// a connection with c.pmd set can see), so a connection without compression
-// pays one comparison per call and no allocation.
+// connection: the handshakes store what was agreed, the write paths
+// compress, and the session (session.go) inflates what is read. Every hook
+// in the write path is a single call behind a nil check of c.pmd, and the
+// session inflates only messages with RSV1, which only a connection with
+// compression agreed accepts, so a connection without compression pays one
+// comparison per call and no allocation.
 
 // deflateConn is a connection's permessage-deflate state, created by the
 // handshake when compression was agreed.

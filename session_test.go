@@ -3,10 +3,13 @@ package websocket
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sessionConfig is how a test session is set up.
@@ -202,5 +205,41 @@ func TestSessionQueuesPong(t *testing.T) {
 	}
 	if got := s.takeOut(); len(got) != 0 {
 		t.Fatalf("queue not emptied: % x", got)
+	}
+}
+
+// TestConnCompressedUTF8FailsFast is the connection-level regression test
+// for fail-fast UTF-8 of compressed text: given only the first frame of a
+// compressed text message whose first inflated byte is not UTF-8, every
+// reading style fails the connection with 1007 at once. Before the
+// session, the message was checked only once whole, so the reader waited
+// for the rest (here it got the end of the input: 1006).
+func TestConnCompressedUTF8FailsFast(t *testing.T) {
+	text := append([]byte("\xff"), strings.Repeat("valid after the bad byte ", 2000)...)
+	wire := compressMessageOnce(flate.BestSpeed, text)
+	in := clientFrame(false, rsv1, opText, wire[:len(wire)/2])
+	for _, style := range []string{"Read", "NextReader"} {
+		c := newConn(false, 1<<20, time.Second)
+		fc := &fakeConn{in: bytes.NewReader(in)}
+		c.opened(fc, nil)
+		c.flushed = true
+		c.enableDeflate(deflateParams{}, &CompressionOptions{})
+		var err error
+		if style == "Read" {
+			_, _, err = c.Read(context.Background())
+		} else {
+			var rd io.Reader
+			if _, rd, err = c.NextReader(context.Background()); err == nil {
+				_, err = io.ReadAll(rd)
+			}
+		}
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || pe.Code != StatusInvalidFramePayloadData {
+			t.Fatalf("%s: err = %v, want a *ProtocolError with 1007", style, err)
+		}
+		// The close frame that failed the connection says why.
+		if !bytes.Contains(fc.out.Bytes(), []byte("UTF-8")) {
+			t.Fatalf("%s: close frame not sent: % x", style, fc.out.Bytes())
+		}
 	}
 }
