@@ -572,6 +572,21 @@ type inflater struct {
 	s        *inflateState
 	msgIn    int64 // compressed bytes of the current message so far
 	tail     bool  // the trailer has been given
+
+	// The session's state of the message being inflated; it lives here,
+	// with the inflater, so that a connection without compression does
+	// not carry it.
+	active bool // a message is being inflated
+	last   bool // its last frame's payload has been given to write
+	first  bool // the next chunk is the message's first
+	// held says the state is kept past the end of a message only because
+	// the last chunk handed out is a slice of its window; it goes back (to
+	// the pool, without context takeover) at the session's next feed or
+	// release.
+	held bool
+	typ  MessageType
+	made int64 // bytes inflated so far
+	utf8 utf8Validator
 }
 
 // inflateTrailer is appended to every message: RFC 7692 §7.2.2's 00 00 ff

@@ -21,29 +21,15 @@ package websocket
 // session is one connection's receiving protocol state. It is used by one
 // goroutine at a time (the Conn's reader).
 type session struct {
-	dec    decoder
-	client bool      // replies are masked
-	inf    *inflater // set when permessage-deflate was agreed
-
-	// The compressed message being inflated.
-	inflating bool
-	infFin    bool // its last frame's payload has been given to inf
-	infFirst  bool // the next chunk is the message's first
-	infType   MessageType
-	infOut    int64 // bytes inflated so far
-	infUTF8   utf8Validator
-	// infHeld says the inflater's state is kept past the end of a message
-	// only because the last event's chunk is a slice of its window; it
-	// goes back (to the pool, without context takeover) at the next feed
-	// or release.
-	infHeld bool
+	dec decoder
+	inf *inflater // set when permessage-deflate was agreed
 
 	// out holds frames to send (pongs, close replies), whole, for the
 	// transport to write after the event that queued them.
 	out []byte
 
+	client bool // replies are masked
 	closed bool // a close frame was received: nothing more is read
-	err    error
 }
 
 // init prepares the session of a server (client false: it expects masked
@@ -81,8 +67,8 @@ var (
 // them (pending reports it). Once feed has returned an error it keeps
 // returning it; after a close event nothing more is read.
 func (s *session) feed(p []byte) (n int, ev event, err error) {
-	if s.err != nil {
-		return 0, ev, s.err
+	if s.dec.err != nil {
+		return 0, ev, s.dec.err
 	}
 	if s.closed {
 		return len(p), ev, nil
@@ -108,13 +94,14 @@ func (s *session) feed(p []byte) (n int, ev event, err error) {
 			if !ev.compressed {
 				return n, ev, nil
 			}
+			f := s.inf
 			if ev.first {
-				s.inf.begin()
-				s.inflating, s.infFirst, s.infType, s.infOut = true, true, ev.typ, 0
-				s.infUTF8.reset()
+				f.begin()
+				f.active, f.first, f.typ, f.made = true, true, ev.typ, 0
+				f.utf8.reset()
 			}
-			s.inf.write(ev.data)
-			s.infFin = ev.fin
+			f.write(ev.data)
+			f.last = ev.fin
 			ev = event{}
 			continue // inflated at the top of the loop
 		case eventPing:
@@ -131,27 +118,29 @@ func (s *session) feed(p []byte) (n int, ev event, err error) {
 // events yet (a compressed chunk being inflated), so that the transport
 // calls feed again before it waits for the network.
 func (s *session) pending() bool {
-	return s.inflating && (s.infFin || s.inf.pending())
+	f := s.inf
+	return f != nil && f.active && (f.last || f.pending())
 }
 
 // inflateNext inflates the next chunk of the compressed message: a data
 // event, or eventNone when the inflater needs more input.
 func (s *session) inflateNext() (event, error) {
+	f := s.inf
 	room := inflateWindow
 	if m := s.dec.maxLength; m > 0 {
-		if left := m - s.infOut; left < int64(room) {
+		if left := m - f.made; left < int64(room) {
 			room = int(left) + 1 // one byte more shows the limit is passed
 		}
 	}
-	out, end, ierr := s.inf.next(room, s.infFin)
+	out, end, ierr := f.next(room, f.last)
 	// The rules are applied in the order of the inflated bytes, so that
 	// the first byte that breaks one decides the close code, however the
 	// input was cut.
 	within, over := out, false
-	if m := s.dec.maxLength; m > 0 && int64(len(out)) > m-s.infOut {
-		within, over = out[:m-s.infOut], true
+	if m := s.dec.maxLength; m > 0 && int64(len(out)) > m-f.made {
+		within, over = out[:m-f.made], true
 	}
-	if s.infType == TextMessage && !s.infUTF8.feed(within) {
+	if f.typ == TextMessage && !f.utf8.feed(within) {
 		s.dropInflate()
 		return event{}, errInvalidUTF8
 	}
@@ -163,19 +152,19 @@ func (s *session) inflateNext() (event, error) {
 		s.dropInflate()
 		return event{}, errInflateBad
 	}
-	s.infOut += int64(len(out))
-	if end && s.infType == TextMessage && !s.infUTF8.complete() {
+	f.made += int64(len(out))
+	if end && f.typ == TextMessage && !f.utf8.complete() {
 		s.dropInflate()
 		return event{}, errInvalidUTF8
 	}
 	if end {
-		s.inflating = false
-		s.infHeld = true // out is a slice of the window
+		f.active = false
+		f.held = true // out is a slice of the window
 	} else if len(out) == 0 {
 		return event{}, nil
 	}
-	ev := event{kind: eventData, data: out, typ: s.infType, first: s.infFirst, fin: end, compressed: true}
-	s.infFirst = false
+	ev := event{kind: eventData, data: out, typ: f.typ, first: f.first, fin: end, compressed: true}
+	f.first = false
 	return ev, nil
 }
 
@@ -183,23 +172,24 @@ func (s *session) inflateNext() (event, error) {
 // data: the transport calls it before it waits for the network, so that
 // an idle connection holds no inflater state (without context takeover).
 func (s *session) release() {
-	if s.infHeld {
-		s.infHeld = false
-		s.inf.finish()
+	if f := s.inf; f != nil && f.held {
+		f.held = false
+		f.finish()
 	}
 }
 
 // dropInflate abandons the message being inflated.
 func (s *session) dropInflate() {
-	if s.inflating {
-		s.inflating = false
-		s.inf.finish()
+	if f := s.inf; f != nil && f.active {
+		f.active = false
+		f.finish()
 	}
 }
 
+// fail makes err sticky, as the decoder's own errors are.
 func (s *session) fail(err error) error {
 	if err != nil {
-		s.err = err
+		s.dec.err = err
 	}
 	return err
 }
@@ -209,7 +199,7 @@ func (s *session) fail(err error) error {
 // message's buffer and give them to feed there (an uncompressed data
 // frame, nothing buffered); 0 otherwise.
 func (s *session) directRemaining() int64 {
-	if s.inflating || s.dec.msgCompressed && s.dec.msgOpen {
+	if s.inf != nil && s.inf.active || s.dec.msgCompressed && s.dec.msgOpen {
 		return 0
 	}
 	return s.dec.payloadRemaining()
