@@ -108,15 +108,6 @@ func (o *CompressionOptions) threshold() int {
 // inflating.
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
 
-// inflateTrailer is deflateTail followed by a final empty stored block, so
-// that the inflater ends with io.EOF instead of waiting for more blocks.
-var inflateTrailer = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
-
-var (
-	errInflateTooLarge = errors.New("websocket: decompressed message too large")
-	errInflateCorrupt  = errors.New("websocket: invalid compressed data")
-)
-
 // compressWriterPools holds idle flate writers, one pool per level from
 // flate.HuffmanOnly (-2) to flate.BestCompression (9).
 var compressWriterPools [flate.BestCompression - flate.HuffmanOnly + 1]sync.Pool
@@ -294,159 +285,65 @@ func compressMessageOnce(level int, payload []byte) []byte {
 	return out[:len(out)-len(deflateTail)]
 }
 
-// inflateSource feeds the inflater one message followed by inflateTrailer,
-// without copying the message. It implements io.ByteReader so that
-// compress/flate does not wrap it in a bufio.Reader.
-type inflateSource struct {
-	msg  []byte
-	tail []byte
-}
-
-func (s *inflateSource) Read(p []byte) (int, error) {
-	if len(s.msg) > 0 {
-		n := copy(p, s.msg)
-		s.msg = s.msg[n:]
-		return n, nil
-	}
-	if len(s.tail) > 0 {
-		n := copy(p, s.tail)
-		s.tail = s.tail[n:]
-		return n, nil
-	}
-	return 0, io.EOF
-}
-
-func (s *inflateSource) ReadByte() (byte, error) {
-	if len(s.msg) > 0 {
-		b := s.msg[0]
-		s.msg = s.msg[1:]
-		return b, nil
-	}
-	if len(s.tail) > 0 {
-		b := s.tail[0]
-		s.tail = s.tail[1:]
-		return b, nil
-	}
-	return 0, io.EOF
-}
-
-// inflateReaders pools flate readers. Even with context takeover a reader is
-// needed only while a message is inflated: the window is carried over in
-// messageDecompressor.history and handed back through Reset's dictionary.
-var inflateReaders sync.Pool
-
-// messageDecompressor inflates the messages of one connection in one
-// direction (peer to us). It is not safe for concurrent use.
-type messageDecompressor struct {
-	takeover bool
-	// history is the last ≤32 KiB of inflated output, the dictionary
-	// for the next message when the peer uses context takeover.
-	history []byte
-	src     inflateSource
-	// streamBuf is the input buffer of reader, reused across messages.
-	streamBuf []byte
-}
+// messageDecompressor inflates whole messages of one connection in one
+// direction (peer to us), for callers that have the whole compressed
+// payload at hand. It is the streaming inflater (inflate.go) run to the
+// end of the message.
+type messageDecompressor struct{ f inflater }
 
 func deflateNewDecompressor(takeover bool) *messageDecompressor {
-	return &messageDecompressor{takeover: takeover}
+	return &messageDecompressor{f: inflater{takeover: takeover}}
 }
 
 // decompress appends the inflated form of one whole compressed message (the
 // concatenated payloads of its frames, as received) to dst. An empty payload
-// is an empty message. It never inflates
-// more than limit+1 bytes: past limit it returns an error wrapping
-// errInflateTooLarge (a negative limit means none). Invalid data gives an
-// error wrapping errInflateCorrupt. After an error the decompressor's window
-// is unreliable; the connection must be failed.
+// is an empty message. It never inflates more than limit+1 bytes: past
+// limit it returns an error wrapping errInflateTooLarge (a negative limit
+// means none). Invalid data gives an error wrapping errInflateCorrupt.
+// After an error the decompressor's window is unreliable; the connection
+// must be failed.
 func (d *messageDecompressor) decompress(dst, compressed []byte, limit int64) ([]byte, error) {
-	if len(compressed) == 0 {
-		// Not valid deflate once the tail is appended, but a natural way
-		// for a peer to send an empty message; nothing to inflate.
-		return dst, nil
-	}
-	d.src = inflateSource{msg: compressed, tail: inflateTrailer}
-	var dict []byte
-	if d.takeover {
-		dict = d.history
-	}
-	var fr io.ReadCloser
-	if r, ok := inflateReaders.Get().(io.ReadCloser); ok {
-		if err := r.(flate.Resetter).Reset(&d.src, dict); err != nil {
-			return dst, fmt.Errorf("%w: %v", errInflateCorrupt, err)
-		}
-		fr = r
-	} else {
-		fr = flate.NewReaderDict(&d.src, dict)
-	}
-	start := len(dst)
-	dst, err := inflateAppend(dst, fr, limit)
-	d.src = inflateSource{}
-	inflateReaders.Put(fr)
-	if err != nil {
-		return dst[:start], err
-	}
-	if d.takeover {
-		d.remember(dst[start:])
-	}
-	return dst, nil
-}
-
-// inflateAppend reads fr to the end into dst, stopping after limit+1 bytes.
-func inflateAppend(dst []byte, fr io.Reader, limit int64) ([]byte, error) {
 	if limit > math.MaxInt64/4 {
-		limit = -1 // no real bound, and limit+1 arithmetic must not overflow
+		limit = -1 // no real bound, and limit+1 must not overflow
 	}
+	f := &d.f
+	f.begin()
+	defer f.finish()
+	f.write(compressed)
 	start := len(dst)
 	for {
-		if len(dst) == cap(dst) {
-			// Double the message part, jumping straight to limit+1
-			// when the doubling after this one would pass it, so a
-			// bomb costs about twice the limit in total.
-			want := int64(max(2*(len(dst)-start), 512))
+		room := inflateWindow
+		if limit >= 0 {
+			room = int(min(int64(room), limit+1-int64(len(dst)-start)))
+		}
+		out, end, err := f.next(room, true)
+		if err != nil {
+			return dst[:start], fmt.Errorf("%w: %v", errInflateCorrupt, err)
+		}
+		if cur := len(dst) - start; cap(dst)-len(dst) < len(out) {
+			// Double the message part, jumping straight to limit+1 when
+			// the doubling after this one would pass it, so that a bomb
+			// costs about twice the limit in total.
+			want := int64(max(2*cur, cur+len(out), 512))
 			if limit >= 0 && 2*want > limit+1 {
-				want = max(limit+1, int64(len(dst)-start)+1)
+				want = max(limit+1, int64(cur+len(out)))
 			}
 			grown := make([]byte, len(dst), start+int(want))
 			copy(grown, dst)
 			dst = grown
 		}
-		buf := dst[len(dst):cap(dst)]
-		if limit >= 0 {
-			if room := limit + 1 - int64(len(dst)-start); int64(len(buf)) > room {
-				buf = buf[:room]
-			}
-		}
-		n, err := fr.Read(buf)
-		dst = dst[:len(dst)+n]
+		dst = append(dst, out...)
 		if limit >= 0 && int64(len(dst)-start) > limit {
-			return dst, fmt.Errorf("%w: over %d bytes", errInflateTooLarge, limit)
+			return dst[:start], fmt.Errorf("%w: over %d bytes", errInflateTooLarge, limit)
 		}
-		if err == io.EOF {
+		if end {
 			return dst, nil
 		}
-		if err != nil {
-			return dst, fmt.Errorf("%w: %v", errInflateCorrupt, err)
-		}
 	}
 }
 
-// remember keeps the last 32 KiB of the window (history + out).
-func (d *messageDecompressor) remember(out []byte) {
-	if len(out) >= compressWindow {
-		d.history = append(d.history[:0], out[len(out)-compressWindow:]...)
-		return
-	}
-	if d.history == nil {
-		d.history = make([]byte, 0, compressWindow)
-	}
-	if drop := len(d.history) + len(out) - compressWindow; drop > 0 {
-		d.history = append(d.history[:0], d.history[drop:]...)
-	}
-	d.history = append(d.history, out...)
-}
-
-// close releases the decompressor's buffers when the connection ends.
-func (d *messageDecompressor) close() { d.history, d.streamBuf = nil, nil }
+// close releases the decompressor's state when the connection ends.
+func (d *messageDecompressor) close() { d.f.close() }
 
 // newCompressor returns the compressor for the messages this side sends,
 // given the agreed parameters and our own options. Our own NoContextTakeover
@@ -463,175 +360,12 @@ func (dp deflateParams) newCompressor(isServer bool, opts *CompressionOptions) *
 	return deflateNewCompressor(opts.level(), opts.threshold(), !noTakeover && !opts.NoContextTakeover, bits)
 }
 
-// newDecompressor returns the decompressor for the messages the peer sends.
-// It keeps a window unless the agreement forbids the peer to use one.
-func (dp deflateParams) newDecompressor(isServer bool) *messageDecompressor {
+// peerTakeover reports whether the peer may use context takeover for the
+// messages it sends, so that their inflater must keep its window.
+func (dp deflateParams) peerTakeover(isServer bool) bool {
 	noTakeover := dp.serverNoContextTakeover
 	if isServer {
 		noTakeover = dp.clientNoContextTakeover
 	}
-	return deflateNewDecompressor(!noTakeover)
-}
-
-// inflateStreamSource feeds the inflater a message whose compressed bytes
-// arrive through an io.Reader (for example the frames of a message read on
-// demand), then inflateTrailer. Its buffer makes it an io.ByteReader, so
-// compress/flate reads it byte by byte without a bufio.Reader of its own.
-type inflateStreamSource struct {
-	src      io.Reader
-	buf      []byte
-	r, w     int
-	srcDone  bool
-	trailerN int   // bytes of inflateTrailer consumed
-	total    int64 // bytes read from src
-	err      error
-}
-
-func (s *inflateStreamSource) fill() error {
-	if s.srcDone {
-		if s.trailerN == len(inflateTrailer) || s.total == 0 {
-			// An empty payload is an empty message, as in decompress.
-			return io.EOF
-		}
-		s.r, s.w = 0, copy(s.buf, inflateTrailer[s.trailerN:])
-		s.trailerN += s.w
-		return nil
-	}
-	if s.err != nil {
-		return s.err
-	}
-	for range 100 { // a reader returning 0, nil forever must not hang us
-		n, err := s.src.Read(s.buf)
-		s.r, s.w = 0, n
-		s.total += int64(n)
-		if err == io.EOF {
-			s.srcDone = true
-			if n == 0 {
-				return s.fill()
-			}
-		} else if err != nil {
-			s.err = err
-			if n == 0 {
-				return err
-			}
-		}
-		if n > 0 {
-			return nil
-		}
-	}
-	s.err = io.ErrNoProgress
-	return s.err
-}
-
-func (s *inflateStreamSource) Read(p []byte) (int, error) {
-	if s.r == s.w {
-		if err := s.fill(); err != nil {
-			return 0, err
-		}
-	}
-	n := copy(p, s.buf[s.r:s.w])
-	s.r += n
-	return n, nil
-}
-
-func (s *inflateStreamSource) ReadByte() (byte, error) {
-	if s.r == s.w {
-		if err := s.fill(); err != nil {
-			return 0, err
-		}
-	}
-	b := s.buf[s.r]
-	s.r++
-	return b, nil
-}
-
-// inflateReader is the inflated view of one compressed message, from
-// messageDecompressor.reader.
-type inflateReader struct {
-	d     *messageDecompressor
-	fr    io.ReadCloser
-	src   inflateStreamSource
-	n     int64 // bytes inflated so far
-	limit int64
-	err   error
-}
-
-// reader returns a reader of the inflated message whose compressed payload
-// (the frames' payloads, tail stripped as on the wire) src yields until
-// io.EOF. It enforces limit like decompress, and fails with an error
-// wrapping errInflateCorrupt on invalid data; an error from src is returned
-// as is. Close must be called once the message is done with, to release the
-// inflater; the next message must not start before. With context takeover
-// the output read so far becomes the window for the next message, so the
-// message must be read to io.EOF (or the connection failed).
-func (d *messageDecompressor) reader(src io.Reader, limit int64) *inflateReader {
-	if limit > math.MaxInt64/4 {
-		limit = -1
-	}
-	r := &inflateReader{d: d, limit: limit}
-	if d.streamBuf == nil {
-		d.streamBuf = make([]byte, 4096)
-	}
-	r.src = inflateStreamSource{src: src, buf: d.streamBuf}
-	var dict []byte
-	if d.takeover {
-		dict = d.history
-	}
-	if fr, ok := inflateReaders.Get().(io.ReadCloser); ok {
-		if err := fr.(flate.Resetter).Reset(&r.src, dict); err != nil {
-			r.err = fmt.Errorf("%w: %v", errInflateCorrupt, err)
-		}
-		r.fr = fr
-	} else {
-		r.fr = flate.NewReaderDict(&r.src, dict)
-	}
-	return r
-}
-
-func (r *inflateReader) Read(p []byte) (int, error) {
-	if r.err != nil {
-		return 0, r.err
-	}
-	if r.fr == nil {
-		return 0, errors.New("websocket: read after close")
-	}
-	if r.limit >= 0 {
-		if room := r.limit + 1 - r.n; int64(len(p)) > room {
-			p = p[:room]
-		}
-	}
-	n, err := r.fr.Read(p)
-	r.n += int64(n)
-	if r.limit >= 0 && r.n > r.limit {
-		r.err = fmt.Errorf("%w: over %d bytes", errInflateTooLarge, r.limit)
-		return 0, r.err
-	}
-	if r.d.takeover {
-		r.d.remember(p[:n])
-	}
-	switch {
-	case err == nil:
-	case err == io.EOF, r.src.srcDone && r.src.total == 0 && err == io.ErrUnexpectedEOF:
-		r.err = io.EOF
-	case r.src.err != nil && errors.Is(err, r.src.err):
-		r.err = r.src.err
-	case r.src.err != nil && err == io.ErrUnexpectedEOF:
-		r.err = r.src.err // the transport failed mid-message
-	default:
-		r.err = fmt.Errorf("%w: %v", errInflateCorrupt, err)
-	}
-	if n > 0 {
-		return n, nil
-	}
-	return 0, r.err
-}
-
-// Close returns the inflater to its pool.
-func (r *inflateReader) Close() error {
-	if r.fr != nil {
-		r.src = inflateStreamSource{}
-		inflateReaders.Put(r.fr)
-		r.fr = nil
-	}
-	return nil
+	return !noTakeover
 }

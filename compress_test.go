@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"testing/iotest"
 )
 
 // compressTestMessages returns messages that mix repetitive JSON, text and
@@ -165,8 +164,8 @@ func TestDecompressHistoryWindow(t *testing.T) {
 		if err != nil || !bytes.Equal(out[3:], m) {
 			t.Fatalf("message %d (%d bytes): %v", i, len(m), err)
 		}
-		if len(d.history) > compressWindow {
-			t.Fatalf("history grew to %d", len(d.history))
+		if d.f.s != nil && d.f.s.have > inflateWindow {
+			t.Fatalf("history grew to %d", d.f.s.have)
 		}
 	}
 }
@@ -439,10 +438,8 @@ func FuzzInflate(f *testing.F) {
 			if len(out) > int(limit) {
 				t.Fatalf("%d bytes out, limit %d", len(out), limit)
 			}
-			// The streaming reader must agree with decompress.
-			r := ds.reader(iotest.HalfReader(bytes.NewReader(data)), int64(limit))
-			sout, serr := io.ReadAll(r)
-			r.Close()
+			// Fed in pieces, the inflater must agree with decompress.
+			sout, serr := inflateChunked(&ds.f, data, 1+len(data)/3, int64(limit))
 			if len(sout) > int(limit) {
 				t.Fatalf("reader: %d bytes out, limit %d", len(sout), limit)
 			}
@@ -732,15 +729,44 @@ func BenchmarkCompressionMemory(b *testing.B) {
 	}
 }
 
+// inflateChunked inflates one message given to the inflater in pieces of
+// chunk bytes, as the session does with frames and reads, applying limit as
+// decompress does.
+func inflateChunked(f *inflater, data []byte, chunk int, limit int64) ([]byte, error) {
+	f.begin()
+	defer f.finish()
+	var out []byte
+	for {
+		n := min(chunk, len(data))
+		f.write(data[:n])
+		data = data[n:]
+		fin := len(data) == 0
+		for {
+			room := inflateWindow
+			if limit >= 0 {
+				room = int(min(int64(room), limit+1-int64(len(out))))
+			}
+			b, end, err := f.next(room, fin)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v", errInflateCorrupt, err)
+			}
+			out = append(out, b...)
+			if limit >= 0 && int64(len(out)) > limit {
+				return nil, fmt.Errorf("%w: over %d bytes", errInflateTooLarge, limit)
+			}
+			if end {
+				return out, nil
+			}
+			if !f.pending() && !fin {
+				break
+			}
+		}
+	}
+}
+
 func TestDecompressReader(t *testing.T) {
 	msgs := compressTestMessages(10)
-	wraps := map[string]func(io.Reader) io.Reader{
-		"plain":    func(r io.Reader) io.Reader { return r },
-		"one byte": iotest.OneByteReader,
-		"half":     iotest.HalfReader,
-		"data+EOF": iotest.DataErrReader,
-	}
-	for name, wrap := range wraps {
+	for _, chunk := range []int{1, 3, 100, 1 << 20} {
 		for _, takeover := range []bool{true, false} {
 			c := deflateNewCompressor(flate.BestSpeed, 0, takeover, 0)
 			d := deflateNewDecompressor(takeover)
@@ -755,12 +781,10 @@ func TestDecompressReader(t *testing.T) {
 					// keep the same window.
 					got, err = d.decompress(nil, wire, -1)
 				} else {
-					r := d.reader(wrap(bytes.NewReader(wire)), int64(len(m)))
-					got, err = io.ReadAll(r)
-					r.Close()
+					got, err = inflateChunked(&d.f, wire, chunk, int64(len(m)))
 				}
 				if err != nil || !bytes.Equal(got, m) {
-					t.Fatalf("%s takeover=%v message %d (%d bytes): got %d bytes, %v", name, takeover, i, len(m), len(got), err)
+					t.Fatalf("chunk %d takeover=%v message %d (%d bytes): got %d bytes, %v", chunk, takeover, i, len(m), len(got), err)
 				}
 			}
 		}
@@ -770,42 +794,69 @@ func TestDecompressReader(t *testing.T) {
 func TestDecompressReaderErrors(t *testing.T) {
 	bomb := compressMessageOnce(flate.BestCompression, make([]byte, 10<<20))
 	d := deflateNewDecompressor(true)
-	r := d.reader(bytes.NewReader(bomb), 1<<20)
-	n, err := io.Copy(io.Discard, r)
-	r.Close()
-	if !errors.Is(err, errInflateTooLarge) || n > 1<<20 {
-		t.Fatalf("bomb: %d bytes, %v", n, err)
+	if out, err := inflateChunked(&d.f, bomb, 512, 1<<20); !errors.Is(err, errInflateTooLarge) {
+		t.Fatalf("bomb: %d bytes, %v", len(out), err)
 	}
-
-	r = deflateNewDecompressor(false).reader(bytes.NewReader([]byte{0x07}), 100)
-	if _, err := io.ReadAll(r); !errors.Is(err, errInflateCorrupt) {
+	if _, err := inflateChunked(&deflateNewDecompressor(false).f, []byte{0x07}, 1, 100); !errors.Is(err, errInflateCorrupt) {
 		t.Fatalf("corrupt: %v", err)
 	}
-	r.Close()
-	r = deflateNewDecompressor(false).reader(bytes.NewReader(compressMessageOnce(1, []byte("x"))), 100)
-	r.Close()
-	if _, err := r.Read(make([]byte, 1)); err == nil {
-		t.Fatal("read after close succeeded")
+	// A message cut short (its last block unfinished) is corrupt.
+	wire := compressMessageOnce(flate.BestSpeed, []byte(strings.Repeat("cut short ", 500)))
+	if _, err := inflateChunked(&deflateNewDecompressor(false).f, wire[:len(wire)/2], 7, -1); !errors.Is(err, errInflateCorrupt) {
+		t.Fatalf("cut short: %v", err)
 	}
-
-	// A transport error mid-message surfaces as itself, not as corrupt data.
-	wire := compressMessageOnce(flate.BestSpeed, []byte(strings.Repeat("transport ", 500)))
-	boom := errors.New("boom")
-	src := io.MultiReader(bytes.NewReader(wire[:len(wire)/2]), iotest.ErrReader(boom))
-	r = deflateNewDecompressor(false).reader(src, -1)
-	if _, err := io.ReadAll(r); !errors.Is(err, boom) || errors.Is(err, errInflateCorrupt) {
-		t.Fatalf("transport error: %v", err)
-	}
-	r.Close()
-
-	// A source that never makes progress must not hang the reader.
-	r = deflateNewDecompressor(false).reader(deflateTestStuckReader{}, -1)
-	if _, err := io.ReadAll(r); !errors.Is(err, io.ErrNoProgress) {
-		t.Fatalf("stuck source: %v", err)
-	}
-	r.Close()
 }
 
-type deflateTestStuckReader struct{}
+// FuzzInflateStream checks the streaming inflater against compress/flate:
+// for any payload, fed in pieces of any size, it makes exactly the bytes
+// the reference makes of the payload and RFC 7692's trailer, or fails
+// where the reference does.
+func FuzzInflateStream(f *testing.F) {
+	f.Add(compressMessageOnce(1, []byte("hello hello hello")), uint16(1), false)
+	f.Add(compressMessageOnce(9, bytes.Repeat([]byte("abcdefgh"), 9000)), uint16(7), true)
+	f.Add(compressMessageOnce(-2, []byte("huffman only, huffman only")), uint16(2), false)
+	f.Add([]byte{0x01, 0x03, 0x00, 0xfc, 0xff, 'a', 'b', 'c'}, uint16(1), false)
+	f.Add([]byte{0x07}, uint16(1), false)
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint16, twice bool) {
+		const limit = 1 << 20
+		ref, refErr := io.ReadAll(io.LimitReader(flate.NewReader(io.MultiReader(bytes.NewReader(data), bytes.NewReader(inflateTrailer))), limit+1))
+		if len(data) == 0 {
+			ref, refErr = nil, nil
+		}
+		d := deflateNewDecompressor(twice)
+		for range 1 + btoi(twice) {
+			got, err := inflateChunked(&d.f, data, max(int(chunk), 1), limit)
+			switch {
+			case refErr == nil && len(ref) <= limit:
+				if err != nil || !bytes.Equal(got, ref) {
+					t.Fatalf("got %d bytes, %v; reference %d bytes", len(got), err, len(ref))
+				}
+			case refErr == nil:
+				if !errors.Is(err, errInflateTooLarge) {
+					t.Fatalf("over the limit: %d bytes, %v", len(got), err)
+				}
+				return
+			default:
+				if err == nil {
+					t.Fatalf("reference failed (%v after %d bytes), inflater made %d bytes", refErr, len(ref), len(got))
+				}
+				return
+			}
+			if twice {
+				// Takeover: the reference for the second round inflates the
+				// message again with the first's output as its dictionary.
+				ref, refErr = io.ReadAll(io.LimitReader(flate.NewReaderDict(io.MultiReader(bytes.NewReader(data), bytes.NewReader(inflateTrailer)), ref), limit+1))
+				if len(data) == 0 {
+					ref, refErr = nil, nil
+				}
+			}
+		}
+	})
+}
 
-func (deflateTestStuckReader) Read([]byte) (int, error) { return 0, nil }
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

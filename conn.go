@@ -116,7 +116,7 @@ type Conn struct {
 
 	// Reading: one reader at a time holds readSem.
 	readSem  chan struct{}
-	dec      decoder
+	sess     session // the protocol core: bytes in, events out
 	rbuf     []byte
 	rbufp    *[]byte     // rbuf's pool slot, when it is borrowed (readbuf.go)
 	idle     *idleReader // set when reads can wait without a buffer
@@ -185,8 +185,7 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 		done:         make(chan struct{}),
 		writeTimeout: DefaultWriteTimeout,
 	}
-	c.dec.expectMasked = !client
-	c.dec.maxLength = maxLength
+	c.sess.init(client, maxLength)
 	c.msgRead.c = c
 	c.msgWrite.c = c
 	return c

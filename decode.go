@@ -25,7 +25,9 @@ type event struct {
 	data []byte
 	// typ, first, fin and compressed describe the message eventData belongs
 	// to: first marks its first chunk and fin its last. A message of zero
-	// length is one event with first and fin both set.
+	// length is one event with first and fin both set. From the decoder a
+	// compressed chunk is as received; from the session it is inflated
+	// (and aliases the inflater's window).
 	typ        MessageType
 	first, fin bool
 	compressed bool

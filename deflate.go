@@ -2,33 +2,26 @@ package websocket
 
 import (
 	"context"
-	"errors"
-	"io"
 	"strings"
 	"sync"
 )
 
 // This file connects permessage-deflate (extension.go, compress.go) to a
-// connection: the handshakes store what was agreed, the write paths compress,
-// the read paths inflate. Every hook in the protocol code is a single call
-// behind a nil check of c.pmd (or of the event's compressed flag, which only
-// a connection with c.pmd set can see), so a connection without compression
-// pays one comparison per call and no allocation.
+// connection: the handshakes store what was agreed, the write paths
+// compress, and the session (session.go) inflates what is read. Every hook
+// in the write path is a single call behind a nil check of c.pmd, and the
+// session inflates only messages with RSV1, which only a connection with
+// compression agreed accepts, so a connection without compression pays one
+// comparison per call and no allocation.
 
 // deflateConn is a connection's permessage-deflate state, created by the
 // handshake when compression was agreed.
 type deflateConn struct {
 	params deflateParams
-	// comp is used only by the holder of msgSem, decomp only by the holder
-	// of readSem, so neither needs a lock of its own.
-	comp   *messageCompressor
-	decomp *messageDecompressor
-
-	// The stream NextReader returned for the current compressed message;
-	// it lives here so that opening one allocates only the inflater.
-	stream     deflateStream
-	streamOpen bool
-	raw        deflateRaw
+	// comp is used only by the holder of msgSem, so it needs no lock of
+	// its own. Received messages are inflated by the session (c.sess), which
+	// only the holder of readSem uses.
+	comp *messageCompressor
 }
 
 // errorString is an error whose text is fixed, for handshake failures that
@@ -86,9 +79,8 @@ func (c *Conn) enableDeflate(params deflateParams, opts *CompressionOptions) {
 	c.pmd = &deflateConn{
 		params: params,
 		comp:   params.newCompressor(isServer, opts),
-		decomp: params.newDecompressor(isServer),
 	}
-	c.dec.allowRSV1 = true
+	c.sess.enableDeflate(params.peerTakeover(isServer))
 }
 
 // releaseDeflate returns pooled flate state when the connection ends. A
@@ -110,8 +102,7 @@ func (c *Conn) releaseDeflate() {
 	}
 	select {
 	case c.readSem <- struct{}{}:
-		d.closeStream()
-		d.decomp.close()
+		c.sess.close()
 		<-c.readSem
 	default:
 	}
@@ -244,164 +235,4 @@ func (c *Conn) writePreparedDeflate(ctx context.Context, pm *PreparedMessage) er
 		return c.writeFrame(ctx, true, rsv1, op, pm.deflated.get(level, pm.data))
 	}
 	return c.writeDeflate(ctx, op, pm.data)
-}
-
-// readDeflated reads the rest of a compressed message whose first event
-// readMessage got (its payload already appended to buf) and returns the
-// message inflated into buf[:0]. The caller holds readSem.
-func (c *Conn) readDeflated(ctx context.Context, typ MessageType, buf []byte, ev event) (MessageType, []byte, error) {
-	bp := deflateBufGet()
-	wire := append((*bp)[:0], buf...)
-	buf = buf[:0]
-	for !ev.fin {
-		var err error
-		if ev, err = c.nextData(ctx, &wire, true); err != nil {
-			deflateBufPut(bp, wire)
-			if isContextErr(err) {
-				c.CloseNow()
-			}
-			return 0, buf, err
-		}
-	}
-	out, err := c.pmd.decomp.decompress(buf, wire, c.maxLength)
-	deflateBufPut(bp, wire)
-	if err != nil {
-		return 0, out, c.deflateFail(err)
-	}
-	if typ == TextMessage {
-		// The decoder leaves compressed text alone; only the inflated
-		// bytes can be checked (RFC 7692 §8 keeps RFC 6455 §8.1).
-		var v utf8Validator
-		if !v.feed(out) || !v.complete() {
-			return 0, out, c.failProtocol(errInvalidUTF8)
-		}
-	}
-	return typ, out, nil
-}
-
-// deflateFail fails the connection for an inflate error: 1009 for a message
-// that inflates past MaxLength, 1007 for data that is not valid deflate.
-// Other errors come from the transport, which has already ended the
-// connection.
-func (c *Conn) deflateFail(err error) error {
-	switch {
-	case errors.Is(err, errInflateTooLarge):
-		return c.failProtocol(&ProtocolError{Code: StatusMessageTooBig, Reason: "decompressed message exceeds the maximum length"})
-	case errors.Is(err, errInflateCorrupt):
-		return c.failProtocol(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: strings.TrimPrefix(err.Error(), "websocket: ")})
-	}
-	return err
-}
-
-// deflateRaw is the compressed payload of the message being streamed, read
-// frame by frame through the connection's messageReader. It takes no lock:
-// its caller holds readSem.
-type deflateRaw struct {
-	c   *Conn
-	ctx context.Context
-}
-
-func (r *deflateRaw) Read(p []byte) (int, error) { return r.c.msgRead.read(r.ctx, p) }
-
-// openDeflateStream returns NextReader's reader for a compressed message
-// whose first event NextReader has loaded into msgRead.
-func (c *Conn) openDeflateStream(typ MessageType) io.Reader {
-	d := c.pmd
-	d.raw = deflateRaw{c: c, ctx: context.Background()}
-	d.stream = deflateStream{c: c, typ: typ, ir: d.decomp.reader(&d.raw, c.maxLength)}
-	d.streamOpen = true
-	return &d.stream
-}
-
-// closeStream releases the inflater of an open stream. The caller holds
-// readSem.
-func (d *deflateConn) closeStream() {
-	if d.streamOpen {
-		d.stream.ir.Close()
-		d.streamOpen = false
-	}
-}
-
-// skipDeflate finishes a compressed message that NextReader's caller left
-// unread. It is inflated to its end rather than skipped, because with
-// context takeover the next message may refer to any of it, and so that a
-// broken message fails the connection as it would if it had been read. The
-// caller holds readSem.
-func (c *Conn) skipDeflate(ctx context.Context) error {
-	d := c.pmd
-	if d == nil || !d.streamOpen {
-		return nil
-	}
-	d.raw.ctx = ctx
-	defer func() { d.raw.ctx = context.Background() }()
-	var scratch [2048]byte
-	for {
-		_, err := d.stream.read(scratch[:])
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			if isContextErr(err) {
-				// The inflater cannot resume after its input failed.
-				c.CloseNow()
-			}
-			return err
-		}
-	}
-}
-
-// deflateStream is the reader NextReader returns for a compressed message:
-// it inflates the frames as they are read, enforcing MaxLength on the
-// inflated size and UTF-8 on inflated text.
-type deflateStream struct {
-	c    *Conn
-	typ  MessageType
-	ir   *inflateReader
-	utf8 utf8Validator
-	err  error // sticky: io.EOF at the end, or why the stream failed
-}
-
-// Read reads inflated bytes of the message; it returns io.EOF at its end.
-func (s *deflateStream) Read(p []byte) (int, error) {
-	c := s.c
-	if err := c.acquire(context.Background(), c.readSem); err != nil {
-		return 0, err
-	}
-	defer func() { <-c.readSem }()
-	return s.read(p)
-}
-
-// read is Read for a caller holding readSem.
-func (s *deflateStream) read(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	if !s.c.pmd.streamOpen {
-		// finish released the inflater: the connection is gone.
-		return 0, s.fail(s.c.doneErr())
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, err := s.ir.Read(p)
-	if s.typ == TextMessage && n > 0 && !s.utf8.feed(p[:n]) {
-		return 0, s.fail(s.c.failProtocol(errInvalidUTF8))
-	}
-	switch {
-	case err == nil:
-		return n, nil
-	case err == io.EOF:
-		if s.typ == TextMessage && !s.utf8.complete() {
-			return 0, s.fail(s.c.failProtocol(errInvalidUTF8))
-		}
-		return n, s.fail(io.EOF)
-	}
-	return 0, s.fail(s.c.deflateFail(err))
-}
-
-// fail ends the stream with err and releases its inflater.
-func (s *deflateStream) fail(err error) error {
-	s.err = err
-	s.c.pmd.closeStream()
-	return err
 }

@@ -236,7 +236,7 @@ func TestDeflateConformanceServer(t *testing.T) {
 			takeover := !strings.Contains(o.offer, "client_no_context_takeover") && !params.clientNoContextTakeover
 			comp := deflateNewCompressor(1, 0, takeover, params.clientMaxWindowBits)
 			rw := &rawFrameIO{nc: nc, br: bufio.NewReader(nc), client: true}
-			conformanceRun(t, rw, comp, params.newDecompressor(false), params.serverMaxWindowBits)
+			conformanceRun(t, rw, comp, deflateNewDecompressor(params.peerTakeover(false)), params.serverMaxWindowBits)
 			rw.writeMessage(t, opClose, appendClosePayload(nil, StatusNormalClosure, ""), false, 0)
 		})
 	}
@@ -304,7 +304,7 @@ func TestDeflateConformanceClient(t *testing.T) {
 			p := o.want
 			comp := deflateNewCompressor(1, 0, !p.serverNoContextTakeover, p.serverMaxWindowBits)
 			rw := &rawFrameIO{nc: nc, br: br, client: false}
-			conformanceRun(t, rw, comp, p.newDecompressor(true), p.clientMaxWindowBits)
+			conformanceRun(t, rw, comp, deflateNewDecompressor(p.peerTakeover(true)), p.clientMaxWindowBits)
 			rw.writeMessage(t, opClose, appendClosePayload(nil, StatusNormalClosure, ""), false, 0)
 			if op, _, _ := rw.readMessage(t); op != opClose {
 				t.Fatalf("client answered the close with %v", op)

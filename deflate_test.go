@@ -906,7 +906,7 @@ func TestDeflateClientNegotiation(t *testing.T) {
 			if c.pmd != nil && c.pmd.params != tc.params {
 				t.Fatalf("params %+v, want %+v", c.pmd.params, tc.params)
 			}
-			if c.dec.allowRSV1 != tc.on {
+			if c.sess.dec.allowRSV1 != tc.on {
 				t.Fatal("decoder RSV1 setting does not follow the negotiation")
 			}
 		})

@@ -171,14 +171,16 @@
 // compressed at CompressionOptions.Level (default 1, flate.BestSpeed), by
 // Write, Send, NextWriter (each fragment is compressed and flushed as it
 // goes out) and WritePrepared. RSV1 marks a compressed message's first frame
-// only; control frames are never compressed. Read, ReadMessage and the
-// event API inflate whole messages; NextReader's reader inflates as it is
-// read. The inflated size counts against MaxLength, and inflating stops as
-// soon as it passes it, so a compression bomb closes the connection with
-// 1009 having cost about twice MaxLength of memory at most (the compressed
-// size is limited by MaxLength too, plus about 3% for deflate's framing of
-// incompressible data). Compressed data that does not inflate
-// closes with 1007, as does compressed text that is not UTF-8 once inflated;
+// only; control frames are never compressed. Received messages are inflated
+// as their bytes arrive, by one streaming inflater for every reading style
+// (Read, ReadMessage, NextReader and the event API). The inflated size
+// counts against MaxLength, and inflating stops as soon as it passes it, so
+// a compression bomb closes the connection with 1009 having cost about
+// twice MaxLength of memory at most (the compressed size is limited by
+// MaxLength too, plus about 3% for deflate's framing of incompressible
+// data). Compressed data that does not inflate closes with 1007, as does
+// compressed text at its first inflated byte that cannot be UTF-8, as
+// uncompressed text does;
 // RSV1 on a continuation or control frame, or on any frame when compression
 // was not agreed, closes with 1002.
 //

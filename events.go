@@ -160,7 +160,7 @@ func (c *Conn) runEvents() {
 	// arrived behind the handshake, the loop parks at once (the poller
 	// starts it again as soon as bytes are there), so that a burst of new,
 	// quiet connections never holds a goroutine each.
-	if c.polled() && c.rpos == c.rend && c.parkLoop() {
+	if c.polled() && c.drained() && c.parkLoop() {
 		return
 	}
 	c.serveEvents()
@@ -175,7 +175,7 @@ func (c *Conn) serveEvents() {
 	buf := *bp
 	var err error
 	for {
-		if c.rpos == c.rend && c.polled() {
+		if c.drained() && c.polled() {
 			var idle bool
 			if idle, err = c.awaitMessage(); err != nil {
 				break
@@ -202,11 +202,11 @@ func (c *Conn) serveEvents() {
 		// More bytes already read means more messages are probably
 		// waiting: what the handlers send goes out in one write once they
 		// have run (see sendLocked).
-		if c.rpos < c.rend && !c.batching.Load() {
+		if !c.drained() && !c.batching.Load() {
 			c.beginBatch()
 		}
 		c.deliverMessage(c.events.get().message, Message{Type: typ, Data: msg})
-		if c.rpos == c.rend {
+		if c.drained() {
 			c.endBatch()
 		}
 		if cap(buf) > maxKeptMessageBuffer {

@@ -337,10 +337,10 @@ func TestDeflateParamsDirections(t *testing.T) {
 	if c := dp.newCompressor(false, opts); c.takeover || c.windowBits != 10 {
 		t.Errorf("client compressor: takeover=%v bits=%d, want false (window limited), 10", c.takeover, c.windowBits)
 	}
-	if d := dp.newDecompressor(true); !d.takeover {
+	if !dp.peerTakeover(true) {
 		t.Error("server decompressor must keep the client's window")
 	}
-	if d := dp.newDecompressor(false); d.takeover {
+	if dp.peerTakeover(false) {
 		t.Error("client decompressor need not keep a window the server may not use")
 	}
 	if c := (deflateParams{}).newCompressor(false, &CompressionOptions{NoContextTakeover: true}); c.takeover {

@@ -8,12 +8,12 @@ import (
 )
 
 // readEvent returns the next event of the protocol core, reading from the
-// network as needed. Pings are answered and close frames handled here, for
-// every reading style. The caller holds readSem.
+// network as needed and feeding the session. Pings are answered and close
+// frames handled here, for every reading style. The caller holds readSem.
 func (c *Conn) readEvent(ctx context.Context) (event, error) {
 	for {
-		if c.rpos < c.rend {
-			n, ev, err := c.dec.parse(c.rbuf[c.rpos:c.rend])
+		if !c.drained() {
+			n, ev, err := c.sess.feed(c.rbuf[c.rpos:c.rend])
 			c.rpos += n
 			if err != nil {
 				return event{}, c.failProtocol(err)
@@ -28,17 +28,35 @@ func (c *Conn) readEvent(ctx context.Context) (event, error) {
 	}
 }
 
+// drained reports whether everything read from the network has been turned
+// into events, so that the next event needs a read.
+func (c *Conn) drained() bool { return c.rpos == c.rend && !c.sess.pending() }
+
 // fill reads from the network into the (fully consumed) read buffer.
 func (c *Conn) fill(ctx context.Context) error {
+	n, err := c.netRead(ctx, nil)
+	c.rpos, c.rend = 0, n
+	return err
+}
+
+// netRead reads from the network into dst, or into the read buffer when
+// dst is nil, bounded by ctx. A context's error leaves the connection
+// intact; any other failure ends it (1006).
+func (c *Conn) netRead(ctx context.Context, dst []byte) (int, error) {
 	if err := c.beforeWait(); err != nil {
-		return err
+		return 0, err
 	}
 	g, err := startIO(ctx, c.netConn, readDeadline)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	n, err := c.readNet()
-	return c.filled(n, g.end(err))
+	var n int
+	if dst == nil {
+		n, err = c.readNet()
+	} else {
+		n, err = c.netConn.Read(dst)
+	}
+	return n, c.readResult(n, g.end(err))
 }
 
 // beforeWait runs before a read that may wait for the peer: it reports a
@@ -53,15 +71,23 @@ func (c *Conn) beforeWait() error {
 	if c.batching.Load() {
 		c.endBatch()
 	}
+	c.sess.release()
 	return nil
 }
 
 // filled takes the result of a read into the read buffer.
 func (c *Conn) filled(n int, err error) error {
 	c.rpos, c.rend = 0, n
+	return c.readResult(n, err)
+}
+
+// readResult takes the result of a read from the network: bytes mean
+// success (an error comes back on the next read), a context's error leaves
+// the connection intact, any other error ends it.
+func (c *Conn) readResult(n int, err error) error {
 	if n > 0 {
 		c.heardFromPeer()
-		return nil // an error comes back on the next read
+		return nil
 	}
 	if err == nil {
 		return nil
@@ -77,7 +103,7 @@ func (c *Conn) filled(n int, err error) error {
 func (c *Conn) handleEvent(ev event) (event, error) {
 	switch ev.kind {
 	case eventPing:
-		c.writeControl(opPong, ev.data) // a failure surfaces on the next read or write
+		c.writeQueued() // the pong; a failure surfaces on the next read or write
 		c.firePing(ev.data)
 	case eventPong:
 		c.pongReceived(ev.data)
@@ -100,8 +126,8 @@ func (c *Conn) receiveClose(code StatusCode, reason string) error {
 	c.closeMu.Unlock()
 	c.state.CompareAndSwap(int32(Open), int32(Closing))
 	if reply {
-		var p [2]byte
-		c.writeControl(opClose, appendClosePayload(p[:0], code, ""))
+		c.sess.queueClose(code, "")
+		c.writeQueued()
 	}
 	ce := &CloseError{Code: code, Reason: reason}
 	c.linger()
@@ -124,12 +150,8 @@ func (c *Conn) failProtocol(err error) error {
 	c.closeMu.Unlock()
 	c.state.CompareAndSwap(int32(Open), int32(Closing))
 	if send {
-		var p [maxControlPayload]byte
-		reason := pe.Reason
-		if len(reason) > maxControlPayload-2 {
-			reason = reason[:maxControlPayload-2]
-		}
-		c.writeControl(opClose, appendClosePayload(p[:0], pe.Code, reason))
+		c.sess.queueClose(pe.Code, pe.Reason)
+		c.writeQueued()
 	}
 	if c.debugEnabled() {
 		c.log().Debug("websocket: failing the connection: the peer broke the protocol", "remote", c.openNetConnAddr(), "error", pe)
@@ -177,7 +199,7 @@ func (c *Conn) ReadMessage(ctx context.Context, buf []byte) (MessageType, []byte
 	}
 	defer func() { <-c.readSem }()
 	typ, msg, err := c.readMessage(ctx, buf[:0])
-	if err == nil && c.rpos < c.rend && !c.batching.Load() {
+	if err == nil && !c.drained() && !c.batching.Load() {
 		// More is already here: the replies to it can share a write.
 		c.beginBatch()
 	}
@@ -202,12 +224,12 @@ func (c *Conn) readMessage(ctx context.Context, buf []byte) (MessageType, []byte
 
 // readEventMessage is readMessage for the event loop. By default the
 // message is the handler's to keep: a new slice of exactly its size (one
-// allocation), read straight into it when the message is one frame, and
-// copied out of buf otherwise. With BorrowMessageData (c.borrow) nothing is
-// allocated: a message that arrived whole, as one uncompressed frame inside
-// the read buffer, is returned in place (msg aliases the read buffer,
-// unmasked and validated there), others are assembled in buf. kept is the
-// buffer to reuse.
+// allocation), read straight into it when the message is one uncompressed
+// frame, and copied out of buf otherwise. With BorrowMessageData (c.borrow)
+// nothing is allocated: a message that came out of the session whole (one
+// frame inside the read buffer, unmasked and validated there, or inflated
+// in one piece) is returned in place, others are assembled in buf. kept is
+// the buffer to reuse.
 // Type 0 with no error means only control frames came and the read buffer
 // is drained: the loop should wait for the next message where it may park.
 func (c *Conn) readEventMessage(buf []byte) (typ MessageType, msg, kept []byte, err error) {
@@ -218,24 +240,20 @@ func (c *Conn) readEventMessage(buf []byte) (typ MessageType, msg, kept []byte, 
 			return 0, nil, buf, err
 		}
 		if ev.kind != eventData {
-			if c.rpos == c.rend && c.polled() {
+			if c.drained() && c.polled() {
 				return 0, nil, buf, nil
 			}
 			continue
 		}
-		if ev.compressed {
-			typ, msg, err := c.continueMessage(ctx, append(buf[:0], ev.data...), ev)
-			return typ, c.ownMessage(msg, err), msg, err
-		}
 		if ev.fin {
 			return ev.typ, c.ownMessage(ev.data, nil), buf, nil
 		}
-		if !c.borrow && c.dec.inFrame && c.dec.hdr.fin {
+		if d := &c.sess.dec; !c.borrow && !ev.compressed && d.inFrame && d.hdr.fin {
 			// One frame, of a size its header announced: it goes straight
 			// into the caller's slice. Only what the read path would have
 			// asked for at once is allocated ahead, so that an announced
 			// size the peer never sends cannot reserve memory.
-			size := len(ev.data) + int(min(c.dec.remaining, 1<<20))
+			size := len(ev.data) + int(min(d.remaining, 1<<20))
 			own := append(make([]byte, 0, size), ev.data...)
 			typ, msg, err := c.continueMessage(ctx, own, ev)
 			return typ, msg, buf, err
@@ -259,9 +277,6 @@ func (c *Conn) ownMessage(msg []byte, err error) []byte {
 // continueMessage completes a message whose first data event has been read
 // and its payload appended to buf.
 func (c *Conn) continueMessage(ctx context.Context, buf []byte, first event) (MessageType, []byte, error) {
-	if first.compressed {
-		return c.readDeflated(ctx, first.typ, buf, first)
-	}
 	for ev := first; !ev.fin; {
 		var err error
 		if ev, err = c.nextData(ctx, &buf, true); err != nil {
@@ -275,18 +290,30 @@ func (c *Conn) continueMessage(ctx context.Context, buf []byte, first event) (Me
 }
 
 // nextData returns the next event, appending data payloads to *buf. When a
-// frame's payload is still to come and the read buffer is empty, it is read
-// straight into *buf, saving a copy for large messages.
+// frame's payload is still to come and nothing is buffered, it is read
+// straight into *buf and given to the session there, saving a copy for
+// large messages.
 func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, error) {
-	if rem := c.dec.payloadRemaining(); rem > 0 && c.rpos == c.rend && started {
+	if rem := c.sess.directRemaining(); rem > 0 && c.rpos == c.rend && started {
 		b := *buf
 		want := int(min(rem, 1<<20))
 		if cap(b)-len(b) < want {
 			b = slices.Grow(b, want)
 		}
-		n, ev, err := c.fillDirect(ctx, b[len(b):len(b)+want])
+		dst := b[len(b) : len(b)+want]
+		n, err := c.netRead(ctx, dst)
+		*buf = b
+		if n == 0 {
+			return event{}, err
+		}
+		// Every byte read is payload of the current frame (at most what it
+		// has left), so the session consumes all of it in place.
+		_, ev, err := c.sess.feed(dst[:n])
+		if err != nil {
+			return event{}, c.failProtocol(err)
+		}
 		*buf = b[:len(b)+n]
-		return ev, err
+		return ev, nil
 	}
 	ev, err := c.readEvent(ctx)
 	if err == nil && ev.kind == eventData {
@@ -295,42 +322,9 @@ func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, 
 	return ev, err
 }
 
-// fillDirect reads payload bytes of the current frame into dst (at most
-// what the frame has left, so every byte read is payload) and runs them
-// through the decoder in place. It returns how many bytes of dst now hold
-// payload and the decoder's event for them.
-func (c *Conn) fillDirect(ctx context.Context, dst []byte) (int, event, error) {
-	if c.batching.Load() {
-		c.endBatch()
-	}
-	g, err := startIO(ctx, c.netConn, readDeadline)
-	if err != nil {
-		return 0, event{}, err
-	}
-	n, err := c.netConn.Read(dst)
-	err = g.end(err)
-	if n > 0 {
-		c.heardFromPeer()
-	}
-	if n == 0 {
-		if err == nil || isContextErr(err) {
-			return 0, event{}, err
-		}
-		return 0, event{}, c.failTransport(err)
-	}
-	_, ev, err := c.dec.parse(dst[:n])
-	if err != nil {
-		return 0, event{}, c.failProtocol(err)
-	}
-	return n, ev, nil
-}
-
 // skipPartial discards the rest of a message that a previous NextReader
 // left unread.
 func (c *Conn) skipPartial(ctx context.Context) error {
-	if err := c.skipDeflate(ctx); err != nil {
-		return err
-	}
 	for c.inMsg {
 		ev, err := c.readEvent(ctx)
 		if err != nil {
@@ -370,9 +364,6 @@ func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
 		c.msgRead.chunk = ev.data
 		c.msgRead.eof = ev.fin
 		c.inMsg = !ev.fin
-		if ev.compressed {
-			return ev.typ, c.openDeflateStream(ev.typ), nil
-		}
 		return ev.typ, &c.msgRead, nil
 	}
 }
@@ -380,7 +371,7 @@ func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
 // messageReader streams one message for NextReader.
 type messageReader struct {
 	c     *Conn
-	chunk []byte // unread part of the last payload chunk (aliases rbuf)
+	chunk []byte // unread part of the last payload chunk (aliases rbuf or the inflater's window)
 	eof   bool
 }
 

@@ -92,11 +92,42 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 // as the write timeout, so that a peer that stops reading cannot hold the
 // reading goroutine (which answers pings and close frames) for long.
 func (c *Conn) writeControl(op opcode, p []byte) error {
+	return c.writeFrameWithin(context.Background(), c.controlLimit(), true, 0, op, p)
+}
+
+// writeQueued writes the frames the session queued (pongs, close replies),
+// bounded as a control frame is.
+func (c *Conn) writeQueued() error {
+	b := c.sess.takeOut()
+	if len(b) == 0 {
+		return nil
+	}
+	return c.writeBytes(context.Background(), c.controlLimit(), b)
+}
+
+// controlLimit bounds the writing of a control frame: the close timeout or
+// the write timeout, whichever is shorter.
+func (c *Conn) controlLimit() time.Duration {
 	limit := c.closeTimeout
 	if c.writeTimeout > 0 && c.writeTimeout < limit {
 		limit = c.writeTimeout
 	}
-	return c.writeFrameWithin(context.Background(), limit, true, 0, op, p)
+	return limit
+}
+
+// writeBytes writes b, whole frames, bounded by ctx and limit (if
+// positive). Like every write it ends the connection if it fails.
+func (c *Conn) writeBytes(ctx context.Context, limit time.Duration, b []byte) error {
+	c.frameMu.Lock()
+	defer c.frameMu.Unlock()
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	g, err := c.beginWrite(ctx, limit)
+	if err != nil {
+		return err
+	}
+	return c.endWrite(g, c.sendLocked(b))
 }
 
 // writeFrame writes one frame whole, bounded by ctx and the write timeout.
@@ -395,16 +426,7 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	if c.ReadyState() != Open {
 		return ErrClosed
 	}
-	c.frameMu.Lock()
-	defer c.frameMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
-	}
-	g, err := c.beginWrite(ctx, c.writeTimeout)
-	if err != nil {
-		return err
-	}
-	return c.endWrite(g, c.sendLocked(pm.frame))
+	return c.writeBytes(ctx, c.writeTimeout, pm.frame)
 }
 
 // Write batching. When several messages arrive together, their replies
