@@ -126,6 +126,7 @@ type Conn struct {
 	msgRead  messageReader
 	eventing atomic.Bool // Start was called: its read loop owns the read side
 	poll     pollLink    // the event loop's registration with the poller (poll.go)
+	loop     *loopLink   // set on the event-loop backend's event API (loopconn.go)
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
@@ -318,6 +319,9 @@ func (c *Conn) closeSocket() {
 // make the kernel send RST, and a peer may then lose the close frame we just
 // sent. Only the reader may call it.
 func (c *Conn) linger() {
+	if c.loop != nil {
+		return // the engine's graceful close does it, without a reader (loopconn.go)
+	}
 	if cw, ok := c.netConn.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}

@@ -136,6 +136,10 @@ func (c *Conn) startEventLoop() {
 	// that a Close made after Start cannot overtake it.
 	c.flushPending()
 	c.readSem <- struct{}{} // the read loop owns the read side from now on
+	if nc := loopNetConn(c.netConn); nc != nil {
+		c.startLoopEvents(nc) // the event-loop backend pushes the bytes (loopconn.go)
+		return
+	}
 	c.attachPoller()
 	if c.ReadyState() == Closed {
 		// Closed from another goroutine since the handshake: finish may
@@ -217,6 +221,12 @@ func (c *Conn) serveEvents() {
 	c.endBatch()
 	<-c.done
 	c.poll.state.Store(loopDone)
+	c.fireClose()
+}
+
+// fireClose calls OnClose with the code and reason the connection ended
+// with. The event API's read loop calls it once the connection is done.
+func (c *Conn) fireClose() {
 	code, reason := StatusAbnormalClosure, ""
 	var ce *CloseError
 	var pe *ProtocolError

@@ -36,6 +36,9 @@ func (c *Conn) setupReadBuffer(nc net.Conn, buffered []byte) {
 			c.idle.fn = c.rawRead
 		}
 	}
+	if loopNetConn(nc) != nil && c.eventing.Load() {
+		return // the loop pushes the bytes; the Conn reads nothing itself (loopconn.go)
+	}
 	if c.idle == nil || len(buffered) > 0 {
 		size := readBufferSize
 		if c.idle != nil {

@@ -133,6 +133,8 @@ const (
 	flagClosing  = 1 << iota // Close was called or the connection failed; no more writes
 	flagOutArmed             // EPOLLOUT is in the connection's event mask
 	flagNotified             // the connection is on its loop's task list
+	flagPaused               // PauseReading: EPOLLIN is out of the event mask
+	flagLinger               // our end of the stream is shut: reads are drained and dropped until the peer's end
 )
 
 // Close reasons, kept as a byte to keep Conn small.
@@ -192,6 +194,58 @@ func (c *Conn) RemoteAddr() net.Addr {
 	return sockaddrToTCP(sa)
 }
 
+// LocalAddr returns the local address, asked of the kernel, or nil once
+// closed.
+func (c *Conn) LocalAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fd < 0 {
+		return nil
+	}
+	sa, err := syscall.Getsockname(int(c.fd))
+	if err != nil {
+		return nil
+	}
+	return sockaddrToTCP(sa)
+}
+
+// maskLocked is the connection's epoll event mask for its flags. A paused
+// connection asks for nothing but EPOLLOUT (when bytes are queued): the
+// kernel still reports a hang-up or an error, and serve reads then, so
+// that a paused connection that went away is not reported for ever.
+func (c *Conn) maskLocked() uint32 {
+	var m uint32
+	if c.flags&flagPaused == 0 || c.flags&flagLinger != 0 {
+		m = syscall.EPOLLIN | syscall.EPOLLRDHUP
+	}
+	if c.flags&flagOutArmed != 0 {
+		m |= syscall.EPOLLOUT
+	}
+	return m
+}
+
+// PauseReading stops reading the connection until ResumeReading: the
+// kernel's receive buffer fills and TCP flow control slows the peer down.
+// It is how a consumer that cannot keep up pushes back. An OnData call may
+// still follow with bytes read before the pause took effect, and a peer
+// that hangs up is still noticed. Any goroutine may call it.
+func (c *Conn) PauseReading() { c.setPaused(true) }
+
+// ResumeReading undoes PauseReading. Any goroutine may call it.
+func (c *Conn) ResumeReading() { c.setPaused(false) }
+
+func (c *Conn) setPaused(paused bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fd < 0 || (c.flags&flagPaused != 0) == paused {
+		return
+	}
+	c.flags ^= flagPaused
+	if c.flags&flagClosing == 0 {
+		c.loop.ctl(c, syscall.EPOLL_CTL_MOD, c.maskLocked())
+	}
+}
+
 // Write sends b, or queues what the socket does not take at once (b is
 // not kept). It fails with ErrClosed on a closing connection, with
 // ErrWriteQueueFull when the queue would pass Config.MaxWriteQueue (and
@@ -229,7 +283,7 @@ func (c *Conn) Write(b []byte) error {
 	q.buf = append(q.buf, b...)
 	if c.flags&flagOutArmed == 0 {
 		c.flags |= flagOutArmed
-		c.loop.ctl(c, syscall.EPOLL_CTL_MOD, syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLOUT)
+		c.loop.ctl(c, syscall.EPOLL_CTL_MOD, c.maskLocked())
 	}
 	c.mu.Unlock()
 	return nil
@@ -257,11 +311,16 @@ func (c *Conn) notifyLocked() {
 	c.loop.notify(c)
 }
 
-// Close closes the connection after the bytes already queued are sent
-// (or the peer stops taking them; MaxWriteQueue does not apply then, so
-// the backend should also set a timeout). OnClose follows with a nil
-// error. Bytes the loop reads before the close takes effect (at its next
-// wake-up) are still given to OnData. It may be called more than once.
+// Close closes the connection gracefully: the bytes already queued are
+// sent, then our end of the stream is shut (FIN) and what the peer still
+// sends is read and dropped until it ends its side too, so that the kernel
+// does not answer unread bytes with a reset that could destroy, at the
+// peer, the last bytes we sent (a WebSocket close frame, an HTTP error).
+// Config.CloseTimeout bounds the whole: a peer that stops reading, or
+// never ends its side, is then cut off. OnClose follows with a nil error.
+// No OnData call starts after Close has returned. Writes fail with
+// ErrClosed from then on. It may be called more than once, from any
+// goroutine.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -489,6 +548,16 @@ func (l *loop) serve(c *Conn, events uint32) {
 	if events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 {
 		return
 	}
+	c.mu.Lock()
+	flags := c.flags
+	c.mu.Unlock()
+	if flags&flagClosing != 0 {
+		l.drain(c)
+		return
+	}
+	if flags&flagPaused != 0 && events&(syscall.EPOLLHUP|syscall.EPOLLERR) == 0 {
+		return // reported before the pause took effect
+	}
 	for {
 		n, err := read(int(c.fd), l.buf)
 		switch {
@@ -504,6 +573,56 @@ func (l *loop) serve(c *Conn, events uint32) {
 		}
 		return
 	}
+}
+
+// drain reads and drops what a closing connection's peer sends, and
+// closes the connection when the peer has ended its side (or failed).
+func (l *loop) drain(c *Conn) {
+	for i := 0; i < 4; i++ { // bounded, so that a flood cannot hold the loop
+		n, err := read(int(c.fd), l.buf)
+		switch {
+		case n > 0:
+			continue
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return
+		}
+		c.mu.Lock()
+		flushing := err == nil && c.flags&flagLinger == 0 && c.out != nil
+		if flushing {
+			// The peer ended its side but may still read: send the queue
+			// first, and stop asking for input until then (the end of
+			// stream would be reported for ever).
+			c.flags |= flagPaused
+			l.ctl(c, syscall.EPOLL_CTL_MOD, c.maskLocked())
+		}
+		c.mu.Unlock()
+		if !flushing {
+			l.closeConn(c, nil)
+		}
+		return
+	}
+}
+
+// startClose begins the end of a closing connection whose queue is
+// empty: our FIN goes out, and the loop drains the peer's bytes until its
+// FIN (drain) or the close timeout.
+func (l *loop) startClose(c *Conn) {
+	c.mu.Lock()
+	if c.fd < 0 || c.flags&flagLinger != 0 {
+		c.mu.Unlock()
+		return
+	}
+	if err := syscall.Shutdown(int(c.fd), syscall.SHUT_WR); err != nil {
+		c.mu.Unlock()
+		l.closeConn(c, nil) // the peer is gone already
+		return
+	}
+	c.flags |= flagLinger
+	l.ctl(c, syscall.EPOLL_CTL_MOD, c.maskLocked())
+	c.mu.Unlock()
+	l.setTimeout(c, l.s.cfg.CloseTimeout)
 }
 
 // flush sends c's queue.
@@ -526,12 +645,17 @@ func (l *loop) flush(c *Conn) {
 	}
 	if c.flags&flagOutArmed != 0 {
 		c.flags &^= flagOutArmed
-		l.ctl(c, syscall.EPOLL_CTL_MOD, syscall.EPOLLIN|syscall.EPOLLRDHUP)
+		l.ctl(c, syscall.EPOLL_CTL_MOD, c.maskLocked())
 	}
 	closing := c.flags&flagClosing != 0
+	failed := c.reason != reasonLocal
 	c.mu.Unlock()
 	if closing {
-		l.closeConn(c, nil)
+		if failed {
+			l.closeConn(c, nil)
+		} else {
+			l.startClose(c)
+		}
 	}
 }
 
@@ -558,9 +682,16 @@ func (l *loop) wakeup() bool {
 		if c.fd < 0 {
 			continue
 		}
-		if !queued || failed {
+		switch {
+		case failed:
 			l.closeConn(c, nil)
-		} // else flush closes it when the queue is sent
+		case !queued:
+			l.startClose(c)
+		default:
+			// flush begins the end once the queue is sent; a peer that
+			// does not take it has the close timeout to do so.
+			l.setTimeout(c, l.s.cfg.CloseTimeout)
+		}
 	}
 	return stopping
 }

@@ -72,6 +72,11 @@ type Config struct {
 	// TimerResolution is the granularity of SetTimeout; 0 means 100ms.
 	TimerResolution time.Duration
 
+	// CloseTimeout bounds a graceful Close: sending what is queued, then
+	// waiting for the peer's end of the stream after ours (see Conn.Close).
+	// 0 means 5s.
+	CloseTimeout time.Duration
+
 	// OnOpen, if set, is called on the connection's loop when it is
 	// accepted, before any OnData.
 	OnOpen func(c *Conn)
@@ -92,6 +97,7 @@ const (
 	DefaultReadBufferSize  = 64 << 10
 	DefaultMaxWriteQueue   = 4 << 20
 	DefaultTimerResolution = 100 * time.Millisecond
+	DefaultCloseTimeout    = 5 * time.Second
 )
 
 func (c *Config) setDefaults() {
@@ -103,6 +109,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.TimerResolution <= 0 {
 		c.TimerResolution = DefaultTimerResolution
+	}
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = DefaultCloseTimeout
 	}
 }
 

@@ -76,7 +76,7 @@ func (s *Server) acceptLoop() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		c := &Conn{s: s, nc: nc}
+		c := &Conn{s: s, nc: nc, ended: make(chan struct{})}
 		s.mu.Lock()
 		if s.done {
 			s.mu.Unlock()
@@ -101,6 +101,11 @@ type Conn struct {
 	why   error // the close reason; the first one set wins
 	timer *time.Timer
 	ctx   any
+	ended chan struct{} // closed when a close reason is set
+
+	pauseMu sync.Mutex
+	paused  bool
+	resume  chan struct{} // closed by ResumeReading while paused
 }
 
 // SetContext attaches a value to the connection.
@@ -111,6 +116,45 @@ func (c *Conn) Context() any { return c.ctx }
 
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// LocalAddr returns the local address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// PauseReading stops reading the connection until ResumeReading.
+func (c *Conn) PauseReading() {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	if !c.paused {
+		c.paused = true
+		c.resume = make(chan struct{})
+	}
+}
+
+// ResumeReading undoes PauseReading.
+func (c *Conn) ResumeReading() {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	if c.paused {
+		c.paused = false
+		close(c.resume)
+	}
+}
+
+// waitResumed blocks the connection's goroutine while reading is paused,
+// or until the connection is closed.
+func (c *Conn) waitResumed() {
+	c.pauseMu.Lock()
+	ch := c.resume
+	paused := c.paused
+	c.pauseMu.Unlock()
+	if !paused {
+		return
+	}
+	select {
+	case <-ch:
+	case <-c.ended:
+	}
+}
 
 // Write sends b, blocking until the kernel took it (the fallback has no
 // queue; Config.MaxWriteQueue does not apply).
@@ -127,9 +171,25 @@ func (c *Conn) Write(b []byte) error {
 	return nil
 }
 
-// Close closes the connection; OnClose follows with a nil error.
+// Close closes the connection: our end of the stream is shut, and what
+// the peer still sends is dropped until it ends its side too, at most
+// Config.CloseTimeout (see the Linux engine's Close). OnClose follows with
+// a nil error.
 func (c *Conn) Close() error {
-	c.fail(errLocal)
+	c.mu.Lock() // after any write under way
+	defer c.mu.Unlock()
+	c.whyMu.Lock()
+	defer c.whyMu.Unlock()
+	if c.why != nil {
+		return nil
+	}
+	c.why = errLocal
+	close(c.ended)
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.CloseTimeout))
+		return nil // serve drains the peer's bytes until its end
+	}
+	c.nc.Close()
 	return nil
 }
 
@@ -149,6 +209,7 @@ func (c *Conn) fail(err error) {
 	defer c.whyMu.Unlock()
 	if c.why == nil {
 		c.why = err
+		close(c.ended)
 		c.nc.Close()
 	}
 }
@@ -173,9 +234,10 @@ func (c *Conn) serve() {
 	buf := make([]byte, c.s.cfg.ReadBufferSize)
 	var err error
 	for {
+		c.waitResumed()
 		var n int
 		n, err = c.nc.Read(buf)
-		if n > 0 {
+		if n > 0 && c.reason() == nil {
 			c.s.cfg.OnData(c, buf[:n])
 		}
 		if err != nil {

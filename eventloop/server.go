@@ -1,0 +1,274 @@
+// Package eventloop is the library's second server backend: it owns its
+// listener, parses each HTTP/1.1 request itself and runs every connection
+// on a small fixed set of event loops (epoll on Linux), with no goroutine
+// and no net/http state per connection. It serves the same http.Handler
+// as net/http does, so switching a program to it is one line:
+//
+//	http.ListenAndServe(addr, handler)      // net/http backend
+//	eventloop.ListenAndServe(addr, handler) // event-loop backend
+//
+// The handler calls websocket.NewServer and Start (the event API) or
+// websocket.Accept (the blocking API) exactly as under net/http; the
+// handshake policy (origin, subprotocols, compression, Authorize) is the
+// same code. Plain requests (a page, a health check) are answered too,
+// with a buffered response and "Connection: close".
+//
+// # Where handlers run
+//
+// The http.Handler runs on a goroutine of its own for each request, as
+// under net/http; with the event API it returns once Start has answered
+// the handshake, and the connection then holds no goroutine while idle.
+//
+// The event API's handlers (OnMessage, OnPing, ...) run, by default, on a
+// goroutine that a connection holds only while it has bytes to process:
+// when a message arrives, the loop hands the connection's bytes to that
+// goroutine and stops reading the connection while it is busy, so a
+// handler that blocks (a database call, a slow lock) delays its own
+// connection and no other. With Server.HandlersOnLoop the handlers run on
+// the event loop itself, which saves the hand-off (the fastest setting)
+// but then a handler must never block, since it holds every connection
+// of its loop. Sending never blocks on this backend: a frame the socket
+// does not take at once is queued, up to Server.MaxWriteQueue per
+// connection, past which the connection is dropped (1006) as too slow.
+//
+// With the blocking API the handler's goroutine reads and writes as under
+// net/http, for as long as the connection lives.
+//
+// # Limits
+//
+// Only GET is served; the request head is bounded by MaxHeaderBytes and
+// must arrive within ReadHeaderTimeout. Responses other than the
+// WebSocket upgrade are buffered in memory and end the connection; this
+// backend is for WebSocket servers that also serve a page or two, not a
+// general HTTP server (no request bodies, no streaming, no keep-alive).
+// TLS is not handled here: put a TLS-terminating proxy in front, or use
+// the net/http backend.
+package eventloop
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsdriver/websocket/internal/evloop"
+	"github.com/wsdriver/websocket/internal/upgrade"
+)
+
+// Server serves an http.Handler on event loops. Set its fields before
+// Listen; a Server serves one listener once.
+type Server struct {
+	// Handler answers every request. It is required.
+	Handler http.Handler
+
+	// Loops is the number of event loops; 0 means GOMAXPROCS.
+	Loops int
+
+	// HandlersOnLoop runs the event API's handlers on the event loop
+	// instead of a goroutine per busy connection (see the package
+	// documentation): faster, but a handler must then never block.
+	HandlersOnLoop bool
+
+	// ReadHeaderTimeout bounds the time from accepting a connection to
+	// receiving the whole request head; 0 means 10s.
+	ReadHeaderTimeout time.Duration
+
+	// MaxHeaderBytes bounds the request head (request line and header
+	// lines); a larger one gets 431. 0 means 8 KiB.
+	MaxHeaderBytes int
+
+	// MaxWriteQueue bounds the bytes a connection may have queued that its
+	// peer has not taken yet; a send past it drops the connection. 0 means
+	// 4 MiB.
+	MaxWriteQueue int
+
+	// CloseTimeout bounds the end of a connection: sending what is queued,
+	// then waiting for the peer to end its side of the TCP stream. 0 means
+	// 5s.
+	CloseTimeout time.Duration
+
+	// Logger takes the server's warnings (refused requests at debug
+	// level, handler panics at error level); nil means slog.Default().
+	Logger *slog.Logger
+
+	srv     *evloop.Server
+	done    chan struct{}
+	closing atomic.Bool
+	reqs    sync.WaitGroup // running handlers
+}
+
+// Defaults of Server.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultMaxHeaderBytes    = upgrade.DefaultMaxHeadBytes
+)
+
+// ErrServerClosed is returned by ListenAndServe and Serve after Close or
+// Shutdown; it is net/http's, so code written for http.Server checks it
+// unchanged.
+var ErrServerClosed = http.ErrServerClosed
+
+// ListenAndServe serves handler on addr with the default settings until
+// the process ends or the listener fails; it is http.ListenAndServe's
+// counterpart.
+func ListenAndServe(addr string, handler http.Handler) error {
+	s := &Server{Handler: handler}
+	return s.ListenAndServe(addr)
+}
+
+// ListenAndServe listens on addr and serves until Close or Shutdown, when
+// it returns ErrServerClosed.
+func (s *Server) ListenAndServe(addr string) error {
+	if err := s.Listen(addr); err != nil {
+		return err
+	}
+	return s.Serve()
+}
+
+// Listen opens the listener on addr ("host:port"; port 0 picks one) and
+// starts serving; Addr then reports the address. Use Serve to wait for
+// the end.
+func (s *Server) Listen(addr string) error {
+	if s.Handler == nil {
+		return errors.New("eventloop: Server.Handler is nil")
+	}
+	if s.srv != nil {
+		return errors.New("eventloop: Server.Listen called twice")
+	}
+	srv, err := evloop.Listen(addr, evloop.Config{
+		Loops:         s.Loops,
+		MaxWriteQueue: s.MaxWriteQueue,
+		CloseTimeout:  s.CloseTimeout,
+		OnOpen:        s.onOpen,
+		OnData:        s.onData,
+		OnClose:       s.onClose,
+	})
+	if err != nil {
+		return err
+	}
+	s.srv = srv
+	s.done = make(chan struct{})
+	return nil
+}
+
+// Serve waits until the server is closed and returns ErrServerClosed.
+func (s *Server) Serve() error {
+	if s.srv == nil {
+		return errors.New("eventloop: Serve before Listen")
+	}
+	<-s.done
+	return ErrServerClosed
+}
+
+// Addr returns the listener's address, or nil before Listen.
+func (s *Server) Addr() net.Addr {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Addr()
+}
+
+// NumConns returns the number of open TCP connections.
+func (s *Server) NumConns() int {
+	if s.srv == nil {
+		return 0
+	}
+	return s.srv.NumConns()
+}
+
+// Close stops listening and drops every connection at once, as
+// http.Server.Close does (WebSocket peers see 1006); the connections'
+// OnClose handlers run before it returns.
+func (s *Server) Close() error {
+	if s.srv == nil || !s.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	err := s.srv.Close()
+	close(s.done)
+	return err
+}
+
+// Shutdown stops listening, then waits for the handlers still running
+// (those of the blocking API last as long as their connections) until
+// ctx ends, and closes what is left. To close WebSocket connections with
+// a close frame first, close them (or Done them) from the application, as
+// with http.Server.Shutdown, which does not see hijacked connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	waited := make(chan struct{})
+	go func() { s.reqs.Wait(); close(waited) }()
+	var err error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// conn is a connection's state on the server: its request parser until
+// the head is in, then the net.Conn that the handler and the library use.
+type conn struct {
+	parser *upgrade.Parser
+	nc     *evloop.NetConn
+}
+
+func (s *Server) onOpen(c *evloop.Conn) {
+	st := &conn{parser: &upgrade.Parser{Limits: upgrade.Limits{MaxHeadBytes: s.MaxHeaderBytes}}}
+	c.SetContext(st)
+	d := s.ReadHeaderTimeout
+	if d <= 0 {
+		d = DefaultReadHeaderTimeout
+	}
+	c.SetTimeout(d)
+}
+
+func (s *Server) onData(c *evloop.Conn, b []byte) {
+	st := c.Context().(*conn)
+	if st.nc != nil {
+		st.nc.Deliver(b)
+		return
+	}
+	n, done, err := st.parser.Feed(b)
+	var e *upgrade.Error
+	switch {
+	case errors.As(err, &e):
+		s.log().Debug("eventloop: refused a request", "remote", c.RemoteAddr(), "status", e.Status, "reason", e.Reason)
+		c.Write(e.AppendResponse(nil))
+		c.Close()
+	case err != nil:
+		c.Close()
+	case done:
+		c.SetTimeout(0)
+		nc := evloop.NewNetConn(c, b[n:])
+		nc.Inline = s.HandlersOnLoop
+		ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
+		r := st.parser.Request(ctx, nc.RemoteAddr().String())
+		st.parser, st.nc = nil, nc
+		s.reqs.Add(1)
+		go s.serveRequest(nc, r)
+	}
+}
+
+func (s *Server) onClose(c *evloop.Conn, err error) {
+	if st, _ := c.Context().(*conn); st != nil && st.nc != nil {
+		st.nc.Hangup(err)
+	}
+	c.SetContext(nil)
+}
