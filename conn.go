@@ -123,7 +123,7 @@ type Conn struct {
 	rpos     int
 	rend     int
 	inMsg    bool // a data message was partly returned by NextReader
-	msgRead  messageReader
+	msgRead  *messageReader // NextReader's, made on first use
 	eventing atomic.Bool // Start was called: its read loop owns the read side
 	poll     pollLink    // the event loop's registration with the poller (poll.go)
 	loop     *loopLink   // set on the event-loop backend's event API (loopconn.go)
@@ -137,9 +137,7 @@ type Conn struct {
 	batch      []byte      // frames gathered while batching
 	batchBuf   *[]byte     // batch's pool slot
 	batchTimer *time.Timer // ends a batch that lasts too long
-	bufs       net.Buffers
-	bufArr     [2][]byte
-	msgWrite   MessageWriter
+	msgWrite   *MessageWriter // NextWriter's, made on first use
 
 	// Closing.
 	closeMu    sync.Mutex
@@ -158,7 +156,7 @@ type Conn struct {
 	// Bounds on writes (write.go) and keepalive (keepalive.go).
 	writeTimeout time.Duration // <0: none
 	wdl          time.Duration // the write deadline armed last, since monoEpoch; 0 if none; under frameMu
-	ka           keepalive
+	ka           atomic.Pointer[keepalive] // made by the options' PingInterval or the first Ping
 }
 
 // handshakeInputs is what NewServer and NewClient keep for the handshake.
@@ -187,8 +185,6 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 		writeTimeout: DefaultWriteTimeout,
 	}
 	c.sess.init(client, maxLength)
-	c.msgRead.c = c
-	c.msgWrite.c = c
 	return c
 }
 

@@ -61,7 +61,10 @@ type decoder struct {
 	msgLen        int64 // payload bytes of the message so far (on the wire)
 	utf8          utf8Validator
 
-	ctrl    [maxControlPayload]byte
+	// A control frame's payload is unmasked in place when it is whole in
+	// the input, and gathered here only when it arrives in pieces, which
+	// is rare: most connections never allocate it.
+	ctrl    *[maxControlPayload]byte
 	ctrlLen int
 
 	err error
@@ -95,6 +98,18 @@ func (d *decoder) parseFrame(b []byte) (n int, ev event, err error) {
 		}
 		if d.hdr.opcode.isControl() {
 			take := int(min(int64(len(b)-n), d.remaining))
+			if d.ctrlLen == 0 && int64(take) == d.remaining {
+				p := b[n : n+take]
+				d.unmask(p)
+				d.remaining = 0
+				n += take
+				d.inFrame = false
+				ev, err = d.controlEvent(p)
+				return n, ev, err
+			}
+			if d.ctrl == nil {
+				d.ctrl = new([maxControlPayload]byte)
+			}
 			chunk := d.ctrl[d.ctrlLen : d.ctrlLen+take]
 			copy(chunk, b[n:n+take])
 			d.unmask(chunk)
@@ -105,7 +120,7 @@ func (d *decoder) parseFrame(b []byte) (n int, ev event, err error) {
 				return n, ev, nil
 			}
 			d.inFrame = false
-			ev, err = d.controlEvent()
+			ev, err = d.controlEvent(d.ctrl[:d.ctrlLen])
 			return n, ev, err
 		}
 
@@ -247,9 +262,9 @@ func (d *decoder) unmask(p []byte) {
 	}
 }
 
-// controlEvent turns the complete control frame in d.ctrl into an event.
-func (d *decoder) controlEvent() (event, error) {
-	p := d.ctrl[:d.ctrlLen]
+// controlEvent turns the complete payload p of a control frame into an
+// event.
+func (d *decoder) controlEvent(p []byte) (event, error) {
 	switch d.hdr.opcode {
 	case opPing:
 		return event{kind: eventPing, data: p}, nil

@@ -56,6 +56,17 @@ type keepalive struct {
 	waiters  []*pingWaiter // Ping calls waiting for their pong
 }
 
+// keepalive returns the connection's keepalive state, making it on first
+// use: a connection without PingInterval that never calls Ping carries
+// none.
+func (c *Conn) keepalive() *keepalive {
+	if k := c.ka.Load(); k != nil {
+		return k
+	}
+	c.ka.CompareAndSwap(nil, new(keepalive))
+	return c.ka.Load()
+}
+
 // pingWaiter is a Ping call waiting for its pong.
 type pingWaiter struct {
 	seq  uint64
@@ -67,8 +78,8 @@ type pingWaiter struct {
 // startKeepalive schedules the first keepalive ping once the connection is
 // open.
 func (c *Conn) startKeepalive() {
-	k := &c.ka
-	if k.interval <= 0 {
+	k := c.ka.Load()
+	if k == nil || k.interval <= 0 {
 		return
 	}
 	k.mu.Lock()
@@ -81,7 +92,10 @@ func (c *Conn) startKeepalive() {
 
 // stopKeepalive ends the schedule; finish calls it.
 func (c *Conn) stopKeepalive() {
-	k := &c.ka
+	k := c.ka.Load()
+	if k == nil {
+		return
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.stopped = true
@@ -92,8 +106,8 @@ func (c *Conn) stopKeepalive() {
 
 // heardFromPeer records that bytes arrived; the read paths call it.
 func (c *Conn) heardFromPeer() {
-	if c.ka.interval > 0 && !c.ka.heard.Load() {
-		c.ka.heard.Store(true)
+	if k := c.ka.Load(); k != nil && k.interval > 0 && !k.heard.Load() {
+		k.heard.Store(true)
 	}
 }
 
@@ -101,7 +115,7 @@ func (c *Conn) heardFromPeer() {
 // unanswered ping has waited PongTimeout, sends a ping when one is due, and
 // sets the timer for whichever of the two comes next.
 func (c *Conn) keepaliveTick() {
-	k := &c.ka
+	k := c.ka.Load()
 	k.mu.Lock()
 	if k.stopped {
 		k.mu.Unlock()
@@ -165,7 +179,10 @@ func (c *Conn) pongReceived(p []byte) {
 	}
 	seq := binary.BigEndian.Uint64(p[len(pingTag):])
 	now := time.Now()
-	k := &c.ka
+	k := c.ka.Load()
+	if k == nil {
+		return // no ping was sent
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if seq > k.seq {
@@ -198,7 +215,7 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	if c.ReadyState() != Open {
 		return 0, ErrClosed
 	}
-	k := &c.ka
+	k := c.keepalive()
 	w := &pingWaiter{done: make(chan struct{})}
 	k.mu.Lock()
 	k.seq++
@@ -231,7 +248,7 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 
 // dropWaiter forgets a Ping call that gave up.
 func (c *Conn) dropWaiter(w *pingWaiter) {
-	k := &c.ka
+	k := c.ka.Load()
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for i, x := range k.waiters {

@@ -33,8 +33,9 @@ func TestPongAnswersEarlierPings(t *testing.T) {
 	w1 := &pingWaiter{seq: 1, sent: time.Now(), done: make(chan struct{})}
 	w2 := &pingWaiter{seq: 2, sent: time.Now(), done: make(chan struct{})}
 	w3 := &pingWaiter{seq: 3, sent: time.Now(), done: make(chan struct{})}
-	c.ka.seq = 3
-	c.ka.waiters = []*pingWaiter{w1, w2, w3}
+	k := c.keepalive()
+	k.seq = 3
+	k.waiters = []*pingWaiter{w1, w2, w3}
 	p := pingPayload(2)
 	c.pongReceived(p[:])
 	for _, w := range []*pingWaiter{w1, w2} {
@@ -53,8 +54,8 @@ func TestPongAnswersEarlierPings(t *testing.T) {
 	c.pongReceived([]byte("hello"))
 	p = pingPayload(9)
 	c.pongReceived(p[:])
-	if len(c.ka.waiters) != 1 || c.ka.waiters[0] != w3 {
-		t.Fatalf("waiters left: %d", len(c.ka.waiters))
+	if len(k.waiters) != 1 || k.waiters[0] != w3 {
+		t.Fatalf("waiters left: %d", len(k.waiters))
 	}
 }
 
@@ -71,9 +72,10 @@ func TestPingContextCancel(t *testing.T) {
 	if err := wait(t, errc, "Ping"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Ping = %v, want context.Canceled", err)
 	}
-	c.ka.mu.Lock()
-	n := len(c.ka.waiters)
-	c.ka.mu.Unlock()
+	k := c.ka.Load()
+	k.mu.Lock()
+	n := len(k.waiters)
+	k.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d waiters left after a cancelled Ping", n)
 	}

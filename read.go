@@ -361,10 +361,13 @@ func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
 		if ev.kind != eventData {
 			continue
 		}
+		if c.msgRead == nil {
+			c.msgRead = &messageReader{c: c}
+		}
 		c.msgRead.chunk = ev.data
 		c.msgRead.eof = ev.fin
 		c.inMsg = !ev.fin
-		return ev.typ, &c.msgRead, nil
+		return ev.typ, c.msgRead, nil
 	}
 }
 

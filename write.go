@@ -43,7 +43,8 @@ func (c *Conn) configureBounds(writeTimeout, pingInterval, pongTimeout time.Dura
 		if pongTimeout <= 0 {
 			pongTimeout = pingInterval
 		}
-		c.ka.interval, c.ka.timeout = pingInterval, pongTimeout
+		k := c.keepalive()
+		k.interval, k.timeout = pingInterval, pongTimeout
 	}
 }
 
@@ -255,10 +256,12 @@ func (c *Conn) writeFrameLocked(fin bool, rsv uint8, op opcode, p []byte) error 
 			return err
 		}
 		// Header and payload go out in one writev, without copying.
-		c.bufArr = [2][]byte{b, p}
-		c.bufs = c.bufArr[:]
-		_, err := c.bufs.WriteTo(c.netConn)
-		c.bufArr = [2][]byte{}
+		v := frameVecPool.Get().(*frameVec)
+		v.arr = [2][]byte{b, p}
+		v.bufs = v.arr[:]
+		_, err := v.bufs.WriteTo(c.netConn)
+		v.arr, v.bufs = [2][]byte{}, nil
+		frameVecPool.Put(v)
 		return err
 	}
 
@@ -297,7 +300,10 @@ func (c *Conn) NextWriter(ctx context.Context, typ MessageType) (*MessageWriter,
 		<-c.msgSem
 		return nil, ErrClosed
 	}
-	w := &c.msgWrite
+	if c.msgWrite == nil {
+		c.msgWrite = &MessageWriter{c: c}
+	}
+	w := c.msgWrite
 	w.ctx = ctx
 	w.op = opcode(typ)
 	w.closed = false
@@ -509,3 +515,13 @@ func (c *Conn) endBatch() {
 		c.endWrite(nil, err)
 	}
 }
+
+// frameVec is the writev of a frame's header and payload. Kept in a pool
+// rather than in each Conn: an idle connection should not carry it, and a
+// net.Buffers on the stack would escape to the heap at every write.
+type frameVec struct {
+	arr  [2][]byte
+	bufs net.Buffers
+}
+
+var frameVecPool = sync.Pool{New: func() any { return new(frameVec) }}

@@ -34,8 +34,6 @@ type NetConn struct {
 	// which the backend's configuration decides.
 	Inline bool
 
-	local, remote net.Addr // asked of the kernel once
-
 	mu     sync.Mutex
 	in     []byte // delivered and not yet read
 	off    int    // in[off:] is unread
@@ -43,7 +41,7 @@ type NetConn struct {
 	ended  error  // the connection has gone: what Read reports once in is empty
 	closed bool   // Close was called
 	rdl    time.Time
-	wake   chan struct{} // a blocked Read is told to look again
+	wake   chan struct{} // a blocked Read is told to look again; made by the first Read that waits
 
 	direct bool // TakeOver is done: Deliver calls onData
 	onData func([]byte)
@@ -57,8 +55,7 @@ const maxBuffered = 64 << 10
 // NewNetConn returns a NetConn for c; buffered holds bytes already
 // received (those that followed the request's head).
 func NewNetConn(c *Conn, buffered []byte) *NetConn {
-	n := &NetConn{c: c, wake: make(chan struct{}, 1)}
-	n.local, n.remote = addrOrNone(c.LocalAddr()), addrOrNone(c.RemoteAddr())
+	n := &NetConn{c: c}
 	if len(buffered) > 0 {
 		n.in = append([]byte(nil), buffered...)
 	}
@@ -87,8 +84,8 @@ func (n *NetConn) Deliver(b []byte) {
 		n.paused = true
 		n.c.PauseReading()
 	}
+	n.signalLocked()
 	n.mu.Unlock()
-	n.signal()
 }
 
 // Hangup tells the reader that the connection has ended; the backend calls
@@ -105,8 +102,8 @@ func (n *NetConn) Hangup(err error) {
 		fn(err)
 		return
 	}
+	n.signalLocked()
 	n.mu.Unlock()
-	n.signal()
 }
 
 // TakeOver routes the connection's bytes to onData, and its end to onEnd,
@@ -140,9 +137,10 @@ func (n *NetConn) TakeOver(onData func([]byte), onEnd func(error)) {
 	}
 }
 
-func (n *NetConn) signal() {
+// signalLocked tells a waiting Read to look again; n.mu is held.
+func (n *NetConn) signalLocked() {
 	select {
-	case n.wake <- struct{}{}:
+	case n.wake <- struct{}{}: // a nil channel (no Read waited yet) is never ready
 	default:
 	}
 }
@@ -178,9 +176,13 @@ func (n *NetConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		dl := n.rdl
+		if n.wake == nil {
+			n.wake = make(chan struct{}, 1)
+		}
+		wake := n.wake
 		n.mu.Unlock()
 		if dl.IsZero() {
-			<-n.wake
+			<-wake
 			continue
 		}
 		d := time.Until(dl)
@@ -189,7 +191,7 @@ func (n *NetConn) Read(p []byte) (int, error) {
 		}
 		t := time.NewTimer(d)
 		select {
-		case <-n.wake:
+		case <-wake:
 		case <-t.C:
 		}
 		t.Stop()
@@ -213,8 +215,8 @@ func (n *NetConn) Close() error {
 	n.mu.Lock()
 	n.closed = true
 	n.in, n.off = nil, 0
+	n.signalLocked()
 	n.mu.Unlock()
-	n.signal()
 	return n.c.Close()
 }
 
@@ -223,11 +225,12 @@ func (n *NetConn) Close() error {
 // and Read reports the end.
 func (n *NetConn) CloseWrite() error { return n.c.Close() }
 
-// LocalAddr returns the local address.
-func (n *NetConn) LocalAddr() net.Addr { return n.local }
+// LocalAddr returns the local address. It is asked of the kernel at each
+// call rather than kept: an idle connection carries as little as it can.
+func (n *NetConn) LocalAddr() net.Addr { return addrOrNone(n.c.LocalAddr()) }
 
-// RemoteAddr returns the peer's address.
-func (n *NetConn) RemoteAddr() net.Addr { return n.remote }
+// RemoteAddr returns the peer's address, asked of the kernel at each call.
+func (n *NetConn) RemoteAddr() net.Addr { return addrOrNone(n.c.RemoteAddr()) }
 
 // addrOrNone keeps a closed connection's addresses non-nil, as net.Conn's
 // are.
@@ -245,8 +248,8 @@ func (n *NetConn) SetDeadline(t time.Time) error { return n.SetReadDeadline(t) }
 func (n *NetConn) SetReadDeadline(t time.Time) error {
 	n.mu.Lock()
 	n.rdl = t
+	n.signalLocked()
 	n.mu.Unlock()
-	n.signal()
 	return nil
 }
 
