@@ -122,21 +122,21 @@ type Conn struct {
 	idle     *idleReader // set when reads can wait without a buffer
 	rpos     int
 	rend     int
-	inMsg    bool // a data message was partly returned by NextReader
+	inMsg    bool           // a data message was partly returned by NextReader
 	msgRead  *messageReader // NextReader's, made on first use
-	eventing atomic.Bool // Start was called: its read loop owns the read side
-	poll     pollLink    // the event loop's registration with the poller (poll.go)
-	loop     *loopLink   // set on the event-loop backend's event API (loopconn.go)
+	eventing atomic.Bool    // Start was called: its read loop owns the read side
+	poll     pollLink       // the event loop's registration with the poller (poll.go)
+	loop     *loopLink      // set on the event-loop backend's event API (loopconn.go)
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
 	msgSem     chan struct{}
 	frameMu    sync.Mutex
 	writeErr   error
-	batching   atomic.Bool // frames go to batch (see sendLocked); set and cleared under frameMu
-	batch      []byte      // frames gathered while batching
-	batchBuf   *[]byte     // batch's pool slot
-	batchTimer *time.Timer // ends a batch that lasts too long
+	batching   atomic.Bool    // frames go to batch (see sendLocked); set and cleared under frameMu
+	batch      []byte         // frames gathered while batching
+	batchBuf   *[]byte        // batch's pool slot
+	batchTimer *time.Timer    // ends a batch that lasts too long
 	msgWrite   *MessageWriter // NextWriter's, made on first use
 
 	// Closing.
@@ -154,8 +154,8 @@ type Conn struct {
 	flushed   bool
 
 	// Bounds on writes (write.go) and keepalive (keepalive.go).
-	writeTimeout time.Duration // <0: none
-	wdl          time.Duration // the write deadline armed last, since monoEpoch; 0 if none; under frameMu
+	writeTimeout time.Duration             // <0: none
+	wdl          time.Duration             // the write deadline armed last, since monoEpoch; 0 if none; under frameMu
 	ka           atomic.Pointer[keepalive] // made by the options' PingInterval or the first Ping
 }
 
