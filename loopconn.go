@@ -24,6 +24,7 @@ import (
 
 // loopLink is a connection's state on the event-loop backend.
 type loopLink struct {
+	c      *Conn
 	nc     *evloop.NetConn
 	inline bool
 
@@ -66,12 +67,16 @@ func loopNetConn(nc any) *evloop.NetConn {
 // startLoopEvents runs the event API on an event-loop connection: OnOpen,
 // then the loop feeds the session.
 func (c *Conn) startLoopEvents(nc *evloop.NetConn) {
-	c.loop = &loopLink{nc: nc, inline: nc.Inline}
+	c.loop = &loopLink{c: c, nc: nc, inline: nc.Inline}
 	if fn := c.events.get().open; fn != nil {
 		c.callOpen(fn)
 	}
-	nc.TakeOver(c.loopData, c.loopEnded)
+	nc.TakeOver(c.loop)
 }
+
+// Data and End make loopLink the NetConn's evloop.Sink.
+func (l *loopLink) Data(b []byte) { l.c.loopData(b) }
+func (l *loopLink) End(err error) { l.c.loopEnded(err) }
 
 // loopData takes bytes from the loop.
 func (c *Conn) loopData(b []byte) {

@@ -222,16 +222,11 @@ func (s *Server) log() *slog.Logger {
 	return slog.Default()
 }
 
-// conn is a connection's state on the server: its request parser until
-// the head is in, then the net.Conn that the handler and the library use.
-type conn struct {
-	parser *upgrade.Parser
-	nc     *evloop.NetConn
-}
+// A connection's context on the engine is its request parser until the
+// head is in, then the net.Conn that the handler and the library use.
 
 func (s *Server) onOpen(c *evloop.Conn) {
-	st := &conn{parser: &upgrade.Parser{Limits: upgrade.Limits{MaxHeadBytes: s.MaxHeaderBytes}}}
-	c.SetContext(st)
+	c.SetContext(&upgrade.Parser{Limits: upgrade.Limits{MaxHeadBytes: s.MaxHeaderBytes}})
 	d := s.ReadHeaderTimeout
 	if d <= 0 {
 		d = DefaultReadHeaderTimeout
@@ -240,12 +235,17 @@ func (s *Server) onOpen(c *evloop.Conn) {
 }
 
 func (s *Server) onData(c *evloop.Conn, b []byte) {
-	st := c.Context().(*conn)
-	if st.nc != nil {
-		st.nc.Deliver(b)
+	var parser *upgrade.Parser
+	switch x := c.Context().(type) {
+	case *evloop.NetConn:
+		x.Deliver(b)
 		return
+	case *upgrade.Parser:
+		parser = x
+	default:
+		return // a request is being answered: what follows it is dropped
 	}
-	n, done, err := st.parser.Feed(b)
+	n, done, err := parser.Feed(b)
 	var e *upgrade.Error
 	switch {
 	case errors.As(err, &e):
@@ -259,16 +259,16 @@ func (s *Server) onData(c *evloop.Conn, b []byte) {
 		nc := evloop.NewNetConn(c, b[n:])
 		nc.Inline = s.HandlersOnLoop
 		ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
-		r := st.parser.Request(ctx, nc.RemoteAddr().String())
-		st.parser, st.nc = nil, nc
+		r := parser.Request(ctx, nc.RemoteAddr().String())
+		c.SetContext(nc)
 		s.reqs.Add(1)
 		go s.serveRequest(nc, r)
 	}
 }
 
 func (s *Server) onClose(c *evloop.Conn, err error) {
-	if st, _ := c.Context().(*conn); st != nil && st.nc != nil {
-		st.nc.Hangup(err)
+	if nc, _ := c.Context().(*evloop.NetConn); nc != nil {
+		nc.Hangup(err)
 	}
 	c.SetContext(nil)
 }

@@ -43,9 +43,18 @@ type NetConn struct {
 	rdl    time.Time
 	wake   chan struct{} // a blocked Read is told to look again; made by the first Read that waits
 
-	direct bool // TakeOver is done: Deliver calls onData
-	onData func([]byte)
-	onEnd  func(error)
+	direct bool // TakeOver is done: Deliver calls sink
+	sink   Sink
+}
+
+// Sink takes a connection's bytes and its end once TakeOver has routed
+// them away from Read.
+type Sink interface {
+	// Data takes bytes read from the connection; they are valid only
+	// during the call.
+	Data(b []byte)
+	// End takes the end of the connection: Hangup's error.
+	End(err error)
 }
 
 // maxBuffered is how many delivered bytes may wait for a reader before the
@@ -70,9 +79,9 @@ func (n *NetConn) Conn() *Conn { return n.c }
 func (n *NetConn) Deliver(b []byte) {
 	n.mu.Lock()
 	if n.direct {
-		fn := n.onData
+		s := n.sink
 		n.mu.Unlock()
-		fn(b)
+		s.Data(b)
 		return
 	}
 	if n.closed {
@@ -97,32 +106,32 @@ func (n *NetConn) Hangup(err error) {
 	n.mu.Lock()
 	n.ended = err
 	if n.direct {
-		fn := n.onEnd
+		s := n.sink
 		n.mu.Unlock()
-		fn(err)
+		s.End(err)
 		return
 	}
 	n.signalLocked()
 	n.mu.Unlock()
 }
 
-// TakeOver routes the connection's bytes to onData, and its end to onEnd,
-// instead of Read. The bytes delivered so far are given to onData first,
-// on the calling goroutine; then every later call comes from the loop (or
-// from Hangup). The calls never overlap. If the connection has already
-// ended, onEnd is called before TakeOver returns.
-func (n *NetConn) TakeOver(onData func([]byte), onEnd func(error)) {
+// TakeOver routes the connection's bytes, and its end, to s instead of
+// Read. The bytes delivered so far are given to s first, on the calling
+// goroutine; then every later call comes from the loop (or from Hangup).
+// The calls never overlap. If the connection has already ended, s.End is
+// called before TakeOver returns.
+func (n *NetConn) TakeOver(s Sink) {
 	for {
 		n.mu.Lock()
 		if n.off < len(n.in) {
 			chunk := n.in[n.off:]
 			n.in, n.off = nil, 0
 			n.mu.Unlock()
-			onData(chunk)
+			s.Data(chunk)
 			continue
 		}
 		n.in, n.off = nil, 0
-		n.onData, n.onEnd, n.direct = onData, onEnd, true
+		n.sink, n.direct = s, true
 		paused := n.paused
 		n.paused = false
 		ended := n.ended
@@ -131,7 +140,7 @@ func (n *NetConn) TakeOver(onData func([]byte), onEnd func(error)) {
 			n.c.ResumeReading()
 		}
 		if ended != nil {
-			onEnd(ended)
+			s.End(ended)
 		}
 		return
 	}
