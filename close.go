@@ -220,12 +220,12 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	if c.closeSent {
 		c.closeMu.Unlock()
 		select {
-		case <-c.done:
+		case <-c.doneChan():
 			return ErrClosed
 		default:
 		}
 		if !c.eventing.Load() {
-			<-c.done
+			<-c.doneChan()
 		}
 		return nil
 	}
@@ -249,17 +249,15 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 // it reads (and drops) whatever comes first; otherwise the reader handles
 // the close frame. Either way the close timer bounds the wait.
 func (c *Conn) awaitClose() {
-	select {
-	case c.readSem <- struct{}{}:
+	if c.acquire(context.Background(), &c.readSem) == nil {
 		for {
 			if _, err := c.readEvent(context.Background()); err != nil {
 				break
 			}
 		}
-		<-c.readSem
-	case <-c.done:
+		c.readSem.release()
 	}
-	<-c.done
+	<-c.doneChan()
 }
 
 // forceClose runs when the closing handshake took longer than the close
@@ -280,7 +278,7 @@ func (c *Conn) forceClose() {
 // handshake. Reads then report StatusAbnormalClosure.
 func (c *Conn) CloseNow() error {
 	select {
-	case <-c.done:
+	case <-c.doneChan():
 		return ErrClosed
 	default:
 	}

@@ -115,7 +115,7 @@ type Conn struct {
 	hadOpened bool // set by finish before Done fires
 
 	// Reading: one reader at a time holds readSem.
-	readSem  chan struct{}
+	readSem  semaphore
 	sess     session // the protocol core: bytes in, events out
 	rbuf     []byte
 	rbufp    *[]byte     // rbuf's pool slot, when it is borrowed (readbuf.go)
@@ -130,7 +130,7 @@ type Conn struct {
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
-	msgSem     chan struct{}
+	msgSem     semaphore
 	frameMu    sync.Mutex
 	writeErr   error
 	batching   atomic.Bool    // frames go to batch (see sendLocked); set and cleared under frameMu
@@ -144,8 +144,9 @@ type Conn struct {
 	closeSent  bool
 	closeRecv  bool
 	closeTimer *time.Timer
-	closeErr   error // what reads return once the connection is done
-	done       chan struct{}
+	closeErr   error        // what reads return once the connection is done
+	finished   bool         // under closeMu: finish has closed done, or doneChan will make it closed
+	done       atomic.Value // chan struct{} that finish closes, made by doneChan on first use
 	doneOnce   sync.Once
 
 	events    eventHandlers
@@ -179,9 +180,6 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 		client:       client,
 		maxLength:    maxLength,
 		closeTimeout: closeTimeout,
-		readSem:      make(chan struct{}, 1),
-		msgSem:       make(chan struct{}, 1),
-		done:         make(chan struct{}),
 		writeTimeout: DefaultWriteTimeout,
 	}
 	c.sess.init(client, maxLength)
@@ -201,7 +199,7 @@ func (c *Conn) opened(nc net.Conn, buffered []byte) error {
 		c.releaseReadBuf()
 		c.releaseDeflate()
 		nc.Close()
-		<-c.done // finish, which moved the state, has set the error
+		<-c.doneChan() // finish, which moved the state, has set the error
 		if c.closeErr == nil {
 			return ErrClosed
 		}
@@ -219,7 +217,7 @@ func (c *Conn) openNetConn() net.Conn {
 	case Connecting:
 		return nil
 	case Closed:
-		<-c.done // finish is under way; it records whether we had opened
+		<-c.doneChan() // finish is under way; it records whether we had opened
 		if !c.hadOpened {
 			return nil
 		}
@@ -259,13 +257,33 @@ func (c *Conn) LocalAddr() net.Addr {
 // Done returns a channel that is closed when the connection is closed:
 // the closing handshake is over (or was abandoned) and the TCP connection is
 // closed.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} { return c.doneChan() }
+
+// doneChan returns the channel that finish closes. It is made on first use:
+// most connections end without anyone waiting on it, and a channel costs
+// 96 bytes for the connection's whole life.
+func (c *Conn) doneChan() chan struct{} {
+	if v := c.done.Load(); v != nil {
+		return v.(chan struct{})
+	}
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	if v := c.done.Load(); v != nil {
+		return v.(chan struct{})
+	}
+	ch := make(chan struct{})
+	if c.finished {
+		close(ch)
+	}
+	c.done.Store(ch)
+	return ch
+}
 
 // Err returns why the connection ended (a *CloseError or *ProtocolError, or
 // a transport error), or nil while it is still open.
 func (c *Conn) Err() error {
 	select {
-	case <-c.done:
+	case <-c.doneChan():
 		return c.closeErr
 	default:
 		return nil
@@ -295,7 +313,12 @@ func (c *Conn) finish(err error) {
 		if wasOpen {
 			c.releaseDeflate()
 		}
-		close(c.done)
+		c.closeMu.Lock()
+		c.finished = true
+		if v := c.done.Load(); v != nil {
+			close(v.(chan struct{}))
+		}
+		c.closeMu.Unlock()
 		if c.polled() {
 			c.wakeLoop() // a parked event loop must run to report the close
 		}
@@ -406,20 +429,21 @@ func (g *ioGuard) end(err error) error {
 
 // acquire takes a one-slot semaphore, giving up when ctx ends or the
 // connection is done.
-func (c *Conn) acquire(ctx context.Context, sem chan struct{}) error {
-	select {
-	case sem <- struct{}{}:
-		return nil
-	default:
+func (c *Conn) acquire(ctx context.Context, sem *semaphore) error {
+	for !sem.tryAcquire() {
+		w := sem.waitChan()
+		if w == nil {
+			return nil
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.doneChan():
+			return c.doneErr()
+		}
 	}
-	select {
-	case sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.done:
-		return c.doneErr()
-	}
+	return nil
 }
 
 // doneErr is the error for an operation on a finished connection.

@@ -94,17 +94,13 @@ func (c *Conn) releaseDeflate() {
 	if d == nil {
 		return
 	}
-	select {
-	case c.msgSem <- struct{}{}:
+	if c.msgSem.tryAcquire() {
 		d.comp.close()
-		<-c.msgSem
-	default:
+		c.msgSem.release()
 	}
-	select {
-	case c.readSem <- struct{}{}:
+	if c.readSem.tryAcquire() {
 		c.sess.close()
-		<-c.readSem
-	default:
+		c.readSem.release()
 	}
 }
 
@@ -220,10 +216,10 @@ func (p *deflatePrepared) get(level int, data []byte) []byte {
 // connections whose sending direction has no context takeover share one
 // compressed payload per level, the others compress for themselves.
 func (c *Conn) writePreparedDeflate(ctx context.Context, pm *PreparedMessage) error {
-	if err := c.acquire(ctx, c.msgSem); err != nil {
+	if err := c.acquire(ctx, &c.msgSem); err != nil {
 		return err
 	}
-	defer func() { <-c.msgSem }()
+	defer c.msgSem.release()
 	if c.ReadyState() != Open {
 		return ErrClosed
 	}

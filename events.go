@@ -135,7 +135,7 @@ func (c *Conn) startEventLoop() {
 	// What was sent while connecting goes out now, before Start returns, so
 	// that a Close made after Start cannot overtake it.
 	c.flushPending()
-	c.readSem <- struct{}{} // the read loop owns the read side from now on
+	c.readSem.lock() // the read loop owns the read side from now on
 	if nc := loopNetConn(c.netConn); nc != nil {
 		c.startLoopEvents(nc) // the event-loop backend pushes the bytes (loopconn.go)
 		return
@@ -219,7 +219,7 @@ func (c *Conn) serveEvents() {
 	}
 	putMessageBuffer(bp, buf)
 	c.endBatch()
-	<-c.done
+	<-c.doneChan()
 	c.poll.state.Store(loopDone)
 	c.fireClose()
 }

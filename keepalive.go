@@ -232,7 +232,7 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	case <-w.done:
 		return w.rtt, nil
 	case <-ctx.Done():
-	case <-c.done:
+	case <-c.doneChan():
 	}
 	c.dropWaiter(w)
 	select {

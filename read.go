@@ -63,10 +63,8 @@ func (c *Conn) netRead(ctx context.Context, dst []byte) (int, error) {
 // connection already done, and sends the frames a write batch holds back,
 // since the peer may be waiting for them.
 func (c *Conn) beforeWait() error {
-	select {
-	case <-c.done:
-		return c.closeErr
-	default:
+	if c.ReadyState() == Closed {
+		return c.closeErr // set before the state moved to Closed
 	}
 	if c.batching.Load() {
 		c.endBatch()
@@ -194,10 +192,10 @@ func (c *Conn) ReadMessage(ctx context.Context, buf []byte) (MessageType, []byte
 	if c.eventing.Load() {
 		return 0, buf[:0], ErrEventLoopReads
 	}
-	if err := c.acquire(ctx, c.readSem); err != nil {
+	if err := c.acquire(ctx, &c.readSem); err != nil {
 		return 0, buf[:0], err
 	}
-	defer func() { <-c.readSem }()
+	defer c.readSem.release()
 	typ, msg, err := c.readMessage(ctx, buf[:0])
 	if err == nil && !c.drained() && !c.batching.Load() {
 		// More is already here: the replies to it can share a write.
@@ -346,10 +344,10 @@ func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
 	if c.eventing.Load() {
 		return 0, nil, ErrEventLoopReads
 	}
-	if err := c.acquire(ctx, c.readSem); err != nil {
+	if err := c.acquire(ctx, &c.readSem); err != nil {
 		return 0, nil, err
 	}
-	defer func() { <-c.readSem }()
+	defer c.readSem.release()
 	if err := c.skipPartial(ctx); err != nil {
 		return 0, nil, err
 	}
@@ -381,10 +379,10 @@ type messageReader struct {
 // Read reads payload bytes of the message; it returns io.EOF at its end.
 func (r *messageReader) Read(p []byte) (int, error) {
 	c := r.c
-	if err := c.acquire(context.Background(), c.readSem); err != nil {
+	if err := c.acquire(context.Background(), &c.readSem); err != nil {
 		return 0, err
 	}
-	defer func() { <-c.readSem }()
+	defer c.readSem.release()
 	return r.read(context.Background(), p)
 }
 

@@ -76,10 +76,10 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := checkMessageType(typ); err != nil {
 		return err
 	}
-	if err := c.acquire(ctx, c.msgSem); err != nil {
+	if err := c.acquire(ctx, &c.msgSem); err != nil {
 		return err
 	}
-	defer func() { <-c.msgSem }()
+	defer c.msgSem.release()
 	if c.ReadyState() != Open {
 		return ErrClosed
 	}
@@ -293,11 +293,11 @@ func (c *Conn) NextWriter(ctx context.Context, typ MessageType) (*MessageWriter,
 	if err := checkMessageType(typ); err != nil {
 		return nil, err
 	}
-	if err := c.acquire(ctx, c.msgSem); err != nil {
+	if err := c.acquire(ctx, &c.msgSem); err != nil {
 		return nil, err
 	}
 	if c.ReadyState() != Open {
-		<-c.msgSem
+		c.msgSem.release()
 		return nil, ErrClosed
 	}
 	if c.msgWrite == nil {
@@ -385,7 +385,7 @@ func (w *MessageWriter) Close() error {
 	*w.bp = w.buf[:0]
 	smallWritePool.Put(w.bp)
 	w.bp, w.buf = nil, nil
-	<-w.c.msgSem
+	w.c.msgSem.release()
 	return err
 }
 
@@ -425,10 +425,10 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	if c.client {
 		return c.Write(ctx, pm.typ, pm.data)
 	}
-	if err := c.acquire(ctx, c.msgSem); err != nil {
+	if err := c.acquire(ctx, &c.msgSem); err != nil {
 		return err
 	}
-	defer func() { <-c.msgSem }()
+	defer c.msgSem.release()
 	if c.ReadyState() != Open {
 		return ErrClosed
 	}
