@@ -35,6 +35,15 @@ type NetConn struct {
 	Inline bool
 
 	mu     sync.Mutex
+	direct bool       // TakeOver is done: Deliver calls sink
+	sink   Sink       // set by TakeOver
+	r      *netReader // the reading side, until TakeOver lets it go
+}
+
+// netReader is the reading side of a NetConn. A connection served by the
+// event API drops it once TakeOver has drained it, so an idle one does not
+// carry it.
+type netReader struct {
 	in     []byte // delivered and not yet read
 	off    int    // in[off:] is unread
 	paused bool   // reading is paused until in is drained
@@ -42,9 +51,6 @@ type NetConn struct {
 	closed bool   // Close was called
 	rdl    time.Time
 	wake   chan struct{} // a blocked Read is told to look again; made by the first Read that waits
-
-	direct bool // TakeOver is done: Deliver calls sink
-	sink   Sink
 }
 
 // Sink takes a connection's bytes and its end once TakeOver has routed
@@ -64,9 +70,9 @@ const maxBuffered = 64 << 10
 // NewNetConn returns a NetConn for c; buffered holds bytes already
 // received (those that followed the request's head).
 func NewNetConn(c *Conn, buffered []byte) *NetConn {
-	n := &NetConn{c: c}
+	n := &NetConn{c: c, r: new(netReader)}
 	if len(buffered) > 0 {
-		n.in = append([]byte(nil), buffered...)
+		n.r.in = append([]byte(nil), buffered...)
 	}
 	return n
 }
@@ -84,16 +90,17 @@ func (n *NetConn) Deliver(b []byte) {
 		s.Data(b)
 		return
 	}
-	if n.closed {
+	r := n.r
+	if r.closed {
 		n.mu.Unlock()
 		return
 	}
-	n.in = append(n.in, b...)
-	if len(n.in)-n.off >= maxBuffered && !n.paused {
-		n.paused = true
+	r.in = append(r.in, b...)
+	if len(r.in)-r.off >= maxBuffered && !r.paused {
+		r.paused = true
 		n.c.PauseReading()
 	}
-	n.signalLocked()
+	r.signal()
 	n.mu.Unlock()
 }
 
@@ -104,52 +111,54 @@ func (n *NetConn) Hangup(err error) {
 		err = net.ErrClosed
 	}
 	n.mu.Lock()
-	n.ended = err
 	if n.direct {
 		s := n.sink
 		n.mu.Unlock()
 		s.End(err)
 		return
 	}
-	n.signalLocked()
+	n.r.ended = err
+	n.r.signal()
 	n.mu.Unlock()
 }
 
 // TakeOver routes the connection's bytes, and its end, to s instead of
-// Read. The bytes delivered so far are given to s first, on the calling
-// goroutine; then every later call comes from the loop (or from Hangup).
-// The calls never overlap. If the connection has already ended, s.End is
-// called before TakeOver returns.
+// Read, which then fails. The bytes delivered so far are given to s
+// first, on the calling goroutine; then every later call comes from the
+// loop (or from Hangup). The calls never overlap. If the connection has
+// already ended, s.End is called before TakeOver returns.
 func (n *NetConn) TakeOver(s Sink) {
 	for {
 		n.mu.Lock()
-		if n.off < len(n.in) {
-			chunk := n.in[n.off:]
-			n.in, n.off = nil, 0
+		r := n.r
+		if r.off < len(r.in) {
+			chunk := r.in[r.off:]
+			r.in, r.off = nil, 0
 			n.mu.Unlock()
 			s.Data(chunk)
 			continue
 		}
-		n.in, n.off = nil, 0
+		n.r = nil // an idle connection carries no reading side
 		n.sink, n.direct = s, true
-		paused := n.paused
-		n.paused = false
-		ended := n.ended
 		n.mu.Unlock()
-		if paused {
+		if r.paused {
 			n.c.ResumeReading()
 		}
-		if ended != nil {
-			s.End(ended)
+		if r.ended != nil {
+			s.End(r.ended)
 		}
 		return
 	}
 }
 
-// signalLocked tells a waiting Read to look again; n.mu is held.
-func (n *NetConn) signalLocked() {
+// errTakenOver is what Read returns once TakeOver has routed the bytes
+// elsewhere.
+var errTakenOver = errors.New("evloop: the connection's bytes go to its event handlers, not to Read")
+
+// signal tells a waiting Read to look again; the NetConn's lock is held.
+func (r *netReader) signal() {
 	select {
-	case n.wake <- struct{}{}: // a nil channel (no Read waited yet) is never ready
+	case r.wake <- struct{}{}: // a nil channel (no Read waited yet) is never ready
 	default:
 	}
 }
@@ -158,20 +167,25 @@ func (n *NetConn) signalLocked() {
 func (n *NetConn) Read(p []byte) (int, error) {
 	for {
 		n.mu.Lock()
-		if n.closed {
+		r := n.r
+		if r == nil {
+			n.mu.Unlock()
+			return 0, errTakenOver
+		}
+		if r.closed {
 			n.mu.Unlock()
 			return 0, net.ErrClosed
 		}
-		if n.off < len(n.in) {
-			k := copy(p, n.in[n.off:])
-			n.off += k
-			if n.off == len(n.in) {
+		if r.off < len(r.in) {
+			k := copy(p, r.in[r.off:])
+			r.off += k
+			if r.off == len(r.in) {
 				// Drained: an idle reader keeps no buffer.
-				n.in, n.off = nil, 0
+				r.in, r.off = nil, 0
 			}
-			resume := n.paused && n.off == 0
+			resume := r.paused && r.off == 0
 			if resume {
-				n.paused = false
+				r.paused = false
 			}
 			n.mu.Unlock()
 			if resume {
@@ -179,16 +193,16 @@ func (n *NetConn) Read(p []byte) (int, error) {
 			}
 			return k, nil
 		}
-		if n.ended != nil {
-			err := n.ended
+		if r.ended != nil {
+			err := r.ended
 			n.mu.Unlock()
 			return 0, err
 		}
-		dl := n.rdl
-		if n.wake == nil {
-			n.wake = make(chan struct{}, 1)
+		dl := r.rdl
+		if r.wake == nil {
+			r.wake = make(chan struct{}, 1)
 		}
-		wake := n.wake
+		wake := r.wake
 		n.mu.Unlock()
 		if dl.IsZero() {
 			<-wake
@@ -222,9 +236,11 @@ func (n *NetConn) Write(b []byte) (int, error) {
 // returns net.ErrClosed.
 func (n *NetConn) Close() error {
 	n.mu.Lock()
-	n.closed = true
-	n.in, n.off = nil, 0
-	n.signalLocked()
+	if r := n.r; r != nil {
+		r.closed = true
+		r.in, r.off = nil, 0
+		r.signal()
+	}
 	n.mu.Unlock()
 	return n.c.Close()
 }
@@ -256,8 +272,10 @@ func (n *NetConn) SetDeadline(t time.Time) error { return n.SetReadDeadline(t) }
 // SetReadDeadline bounds Read, including one already blocked.
 func (n *NetConn) SetReadDeadline(t time.Time) error {
 	n.mu.Lock()
-	n.rdl = t
-	n.signalLocked()
+	if r := n.r; r != nil {
+		r.rdl = t
+		r.signal()
+	}
 	n.mu.Unlock()
 	return nil
 }
