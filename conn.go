@@ -93,8 +93,6 @@ var aLongTimeAgo = time.Unix(1, 0)
 // one style per connection. See the package documentation for which methods
 // may run concurrently.
 type Conn struct {
-	client bool
-
 	// Handshake inputs, kept from NewServer/NewClient until the handshake
 	// and dropped then, so that an open connection does not carry them.
 	hs *handshakeInputs
@@ -103,7 +101,6 @@ type Conn struct {
 	closeTimeout time.Duration
 	subprotocol  string
 	pmd          *deflateConn // permessage-deflate state; nil when not negotiated
-	borrow       bool         // the options' BorrowMessageData
 	logger       *slog.Logger // the options' Logger; nil means slog.Default()
 
 	// netConn is written once, by opened, before the compare-and-swap that
@@ -113,6 +110,8 @@ type Conn struct {
 	netConn   net.Conn
 	state     atomic.Int32
 	hadOpened bool // set by finish before Done fires
+	client    bool
+	borrow    bool // the options' BorrowMessageData
 
 	// Reading: one reader at a time holds readSem.
 	readSem  semaphore
@@ -122,30 +121,28 @@ type Conn struct {
 	idle     *idleReader // set when reads can wait without a buffer
 	rpos     int
 	rend     int
-	inMsg    bool           // a data message was partly returned by NextReader
-	msgRead  *messageReader // NextReader's, made on first use
-	eventing atomic.Bool    // Start was called: its read loop owns the read side
-	poll     pollLink       // the event loop's registration with the poller (poll.go)
-	loop     *loopLink      // set on the event-loop backend's event API (loopconn.go)
+	msgRead  *messageReader           // NextReader's, made on first use
+	eventing atomic.Bool              // Start was called: its read loop owns the read side
+	inMsg    bool                     // a data message was partly returned by NextReader
+	poll     atomic.Pointer[pollLink] // the event loop's registration with the poller (poll.go), if any
+	loop     *loopLink                // set on the event-loop backend's event API (loopconn.go)
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
-	msgSem     semaphore
-	frameMu    sync.Mutex
-	writeErr   error
-	batching   atomic.Bool    // frames go to batch (see sendLocked); set and cleared under frameMu
-	batch      []byte         // frames gathered while batching
-	batchBuf   *[]byte        // batch's pool slot
-	batchTimer *time.Timer    // ends a batch that lasts too long
-	msgWrite   *MessageWriter // NextWriter's, made on first use
+	msgSem   semaphore
+	frameMu  sync.Mutex
+	writeErr error
+	batching atomic.Bool    // frames go to bat (see sendLocked); set and cleared under frameMu
+	bat      *writeBatch    // under frameMu
+	msgWrite *MessageWriter // NextWriter's, made on first use
 
 	// Closing.
 	closeMu    sync.Mutex
 	closeSent  bool
 	closeRecv  bool
+	finished   bool // finish has closed done, or doneChan will make it closed
 	closeTimer *time.Timer
 	closeErr   error        // what reads return once the connection is done
-	finished   bool         // under closeMu: finish has closed done, or doneChan will make it closed
 	done       atomic.Value // chan struct{} that finish closes, made by doneChan on first use
 	doneOnce   sync.Once
 

@@ -220,7 +220,9 @@ func (c *Conn) serveEvents() {
 	putMessageBuffer(bp, buf)
 	c.endBatch()
 	<-c.doneChan()
-	c.poll.state.Store(loopDone)
+	if l := c.pollReg(); l != nil {
+		l.state.Store(loopDone)
+	}
 	c.fireClose()
 }
 

@@ -81,21 +81,31 @@ func (c *Conn) attachPoller() {
 	if c.idle.raw.Control(func(s uintptr) { fd = int(s) }) != nil || fd < 0 {
 		return
 	}
+	c.poll.Store(new(pollLink))
 	p.add(c, fd)
-	c.poll.poller.Store(p)
+	c.pollReg().poller.Store(p)
 }
+
+// pollReg returns the connection's registration with the poller, or nil
+// if it never had one: a connection that cannot park carries none.
+func (c *Conn) pollReg() *pollLink { return c.poll.Load() }
 
 // detachPoller takes the socket out of the poller. It must run before the
 // socket is closed: a closed descriptor's number is soon reused by another
 // connection.
 func (c *Conn) detachPoller() {
-	if p := c.poll.poller.Load(); p != nil {
-		p.remove(c)
+	if l := c.pollReg(); l != nil {
+		if p := l.poller.Load(); p != nil {
+			p.remove(c)
+		}
 	}
 }
 
 // polled reports whether the event loop may park.
-func (c *Conn) polled() bool { return c.poll.poller.Load() != nil }
+func (c *Conn) polled() bool {
+	l := c.pollReg()
+	return l != nil && l.poller.Load() != nil
+}
 
 // awaitMessage is the polled event loop's wait for the next message to
 // start: a blocking read that the sweep may interrupt. It returns idle when
@@ -104,37 +114,37 @@ func (c *Conn) awaitMessage() (idle bool, err error) {
 	if err := c.beforeWait(); err != nil {
 		return false, err
 	}
-	c.poll.mu.Lock()
-	c.poll.waiting = true
-	c.poll.mu.Unlock()
+	c.pollReg().mu.Lock()
+	c.pollReg().waiting = true
+	c.pollReg().mu.Unlock()
 	n, err := c.readNet()
-	c.poll.mu.Lock()
-	c.poll.waiting = false
-	interrupted := c.poll.interrupted
-	c.poll.interrupted = false
-	c.poll.mu.Unlock()
+	c.pollReg().mu.Lock()
+	c.pollReg().waiting = false
+	interrupted := c.pollReg().interrupted
+	c.pollReg().interrupted = false
+	c.pollReg().mu.Unlock()
 	if interrupted {
 		c.netConn.SetReadDeadline(time.Time{})
 		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 			return true, nil
 		}
 	}
-	c.poll.active.Store(true)
+	c.pollReg().active.Store(true)
 	return false, c.filled(n, err)
 }
 
 // sweep is called by the poller's sweep: a loop that waited for a message
 // since the previous sweep and got none is told to park.
 func (c *Conn) sweep() {
-	if c.poll.active.Swap(false) {
+	if c.pollReg().active.Swap(false) {
 		return
 	}
-	c.poll.mu.Lock()
-	if c.poll.waiting && !c.poll.interrupted {
-		c.poll.interrupted = true
+	c.pollReg().mu.Lock()
+	if c.pollReg().waiting && !c.pollReg().interrupted {
+		c.pollReg().interrupted = true
 		c.netConn.SetReadDeadline(aLongTimeAgo)
 	}
-	c.poll.mu.Unlock()
+	c.pollReg().mu.Unlock()
 }
 
 // parkLoop hands the idle loop to the poller and reports whether the
@@ -142,19 +152,19 @@ func (c *Conn) sweep() {
 // means the connection is leaving the poller (it is being closed) and the
 // caller should go on running the loop.
 func (c *Conn) parkLoop() bool {
-	c.poll.state.Store(loopParked)
-	if c.poll.poller.Load().arm(c) {
+	c.pollReg().state.Store(loopParked)
+	if c.pollReg().poller.Load().arm(c) {
 		return true
 	}
 	// Not armed: take the loop back unless finish already woke it.
-	return !c.poll.state.CompareAndSwap(loopParked, loopRunning)
+	return !c.pollReg().state.CompareAndSwap(loopParked, loopRunning)
 }
 
 // wakeLoop starts a parked loop again on a new goroutine. The poller calls
 // it when the socket has bytes (or has hung up), finish when the
 // connection has ended, so that OnClose runs.
 func (c *Conn) wakeLoop() {
-	if c.poll.state.CompareAndSwap(loopParked, loopRunning) {
+	if c.pollReg().state.CompareAndSwap(loopParked, loopRunning) {
 		go c.serveEvents()
 	}
 }

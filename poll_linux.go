@@ -80,22 +80,22 @@ func (p *poller) add(c *Conn, fd int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.conns[int32(fd)] = c
-	c.poll.fd = int32(fd)
+	c.pollReg().fd = int32(fd)
 }
 
 // remove unregisters c; it may be called more than once.
 func (p *poller) remove(c *Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fd := c.poll.fd
+	fd := c.pollReg().fd
 	if p.conns[fd] != c {
 		return
 	}
 	delete(p.conns, fd)
-	if c.poll.inSet {
+	if c.pollReg().inSet {
 		var ev syscall.EpollEvent // ignored, but kernels before 2.6.9 want one
 		syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, int(fd), &ev)
-		c.poll.inSet = false
+		c.pollReg().inSet = false
 	}
 }
 
@@ -104,20 +104,20 @@ func (p *poller) remove(c *Conn) {
 func (p *poller) arm(c *Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fd := c.poll.fd
+	fd := c.pollReg().fd
 	if p.conns[fd] != c {
 		return false
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT, Fd: fd}
 	op := syscall.EPOLL_CTL_MOD
-	if !c.poll.inSet {
+	if !c.pollReg().inSet {
 		op = syscall.EPOLL_CTL_ADD
 	}
 	if err := syscall.EpollCtl(p.epfd, op, int(fd), &ev); err != nil {
 		slog.Warn("websocket: cannot park an idle connection", "err", os.NewSyscallError("epoll_ctl", err))
 		return false
 	}
-	c.poll.inSet = true
+	c.pollReg().inSet = true
 	return true
 }
 
@@ -169,7 +169,7 @@ func (p *poller) sweepIdle() {
 		for _, c := range p.conns {
 			// A parked loop has no wait to interrupt: skipping it keeps a
 			// sweep over mostly idle connections cheap.
-			if c.poll.state.Load() == loopRunning {
+			if c.pollReg().state.Load() == loopRunning {
 				batch = append(batch, c)
 			}
 		}

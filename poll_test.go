@@ -49,9 +49,9 @@ func waitParked(t *testing.T, ws *Conn) {
 		t.Fatal("event-API connection over TCP is not registered with the poller")
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for ws.poll.state.Load() != loopParked {
+	for ws.pollReg().state.Load() != loopParked {
 		if time.Now().After(deadline) {
-			t.Fatalf("event loop never parked (state %d)", ws.poll.state.Load())
+			t.Fatalf("event loop never parked (state %d)", ws.pollReg().state.Load())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -452,13 +452,14 @@ const (
 // batch. The caller holds frameMu.
 func (c *Conn) sendLocked(b []byte) error {
 	if c.batching.Load() {
-		if len(c.batch)+len(b) > cap(c.batch) {
+		bt := c.bat
+		if len(bt.buf)+len(b) > cap(bt.buf) {
 			if err := c.flushBatchLocked(); err != nil {
 				return err
 			}
 		}
-		if len(b) <= cap(c.batch) {
-			c.batch = append(c.batch, b...)
+		if len(b) <= cap(bt.buf) {
+			bt.buf = append(bt.buf, b...)
 			return nil
 		}
 	}
@@ -468,11 +469,12 @@ func (c *Conn) sendLocked(b []byte) error {
 
 // flushBatchLocked writes what the batch holds. The caller holds frameMu.
 func (c *Conn) flushBatchLocked() error {
-	if len(c.batch) == 0 {
+	bt := c.bat
+	if bt == nil || len(bt.buf) == 0 {
 		return nil
 	}
-	_, err := c.netConn.Write(c.batch)
-	c.batch = c.batch[:0]
+	_, err := c.netConn.Write(bt.buf)
+	bt.buf = bt.buf[:0]
 	return err
 }
 
@@ -483,13 +485,17 @@ func (c *Conn) beginBatch() {
 	if c.batching.Load() || c.writeErr != nil {
 		return
 	}
-	c.batchBuf = largeWritePool.Get().(*[]byte)
-	c.batch = (*c.batchBuf)[:0]
+	if c.bat == nil {
+		c.bat = new(writeBatch)
+	}
+	bt := c.bat
+	bt.slot = largeWritePool.Get().(*[]byte)
+	bt.buf = (*bt.slot)[:0]
 	c.batching.Store(true)
-	if c.batchTimer == nil {
-		c.batchTimer = time.AfterFunc(batchDelay, c.endBatch)
+	if bt.timer == nil {
+		bt.timer = time.AfterFunc(batchDelay, c.endBatch)
 	} else {
-		c.batchTimer.Reset(batchDelay)
+		bt.timer.Reset(batchDelay)
 	}
 }
 
@@ -503,14 +509,15 @@ func (c *Conn) endBatch() {
 		return
 	}
 	var err error
-	if c.writeErr == nil && len(c.batch) > 0 {
+	bt := c.bat
+	if c.writeErr == nil && len(bt.buf) > 0 {
 		c.beginWrite(context.Background(), c.writeTimeout)
 		err = c.flushBatchLocked()
 	}
 	c.batching.Store(false)
-	*c.batchBuf = c.batch[:0]
-	largeWritePool.Put(c.batchBuf)
-	c.batchBuf, c.batch = nil, nil
+	*bt.slot = bt.buf[:0]
+	largeWritePool.Put(bt.slot)
+	bt.slot, bt.buf = nil, nil
 	if err != nil {
 		c.endWrite(nil, err)
 	}
@@ -525,3 +532,12 @@ type frameVec struct {
 }
 
 var frameVecPool = sync.Pool{New: func() any { return new(frameVec) }}
+
+// writeBatch is a connection's write batch (see sendLocked), made the first
+// time it batches; its buffer is pooled and held only while a batch is
+// open.
+type writeBatch struct {
+	buf   []byte      // frames gathered while batching
+	slot  *[]byte     // buf's pool slot
+	timer *time.Timer // ends a batch that lasts too long
+}
