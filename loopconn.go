@@ -26,18 +26,17 @@ import (
 type loopLink struct {
 	c      *Conn
 	nc     *evloop.NetConn
+	msg    *[]byte     // the message being assembled from several chunks (pooled)
+	closed atomic.Bool // OnClose has been called
 	inline bool
 
-	msg    *[]byte // the message being assembled from several chunks (pooled)
-	closed atomic.Bool
-
 	// The hand-off to a worker goroutine (not inline).
+	working bool // a worker goroutine owns the session
+	paused  bool // reading is paused until the queue is worked off
+	hasEnd  bool // the transport ended while the worker was busy: ended says how
 	mu      sync.Mutex
 	queue   *[]byte // bytes waiting for the worker (pooled)
-	working bool    // a worker goroutine owns the session
-	paused  bool    // reading is paused until the queue is worked off
-	ended   error   // the transport ended while the worker was busy
-	hasEnd  bool
+	ended   error
 }
 
 // loopQueueHigh is how many bytes may wait for a connection's worker
