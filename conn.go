@@ -115,15 +115,9 @@ type Conn struct {
 
 	// Reading: one reader at a time holds readSem.
 	readSem  semaphore
-	sess     session // the protocol core: bytes in, events out
-	rbuf     []byte
-	rbufp    *[]byte     // rbuf's pool slot, when it is borrowed (readbuf.go)
-	idle     *idleReader // set when reads can wait without a buffer
-	rpos     int
-	rend     int
-	msgRead  *messageReader           // NextReader's, made on first use
+	sess     session                  // the protocol core: bytes in, events out
+	rd       *pullReader              // the reader's buffer, on every transport that the Conn reads itself (set by opened)
 	eventing atomic.Bool              // Start was called: its read loop owns the read side
-	inMsg    bool                     // a data message was partly returned by NextReader
 	poll     atomic.Pointer[pollLink] // the event loop's registration with the poller (poll.go), if any
 	loop     *loopLink                // set on the event-loop backend's event API (loopconn.go)
 

@@ -70,7 +70,7 @@ type pollLink struct {
 // connection is not a plain TCP socket (TLS reads for itself): the loop then
 // keeps its goroutine, which works everywhere.
 func (c *Conn) attachPoller() {
-	if c.idle == nil || !pollSupported {
+	if c.rd == nil || c.rd.idle == nil || !pollSupported {
 		return
 	}
 	p, err := sharedPoller()
@@ -78,7 +78,7 @@ func (c *Conn) attachPoller() {
 		return
 	}
 	fd := -1
-	if c.idle.raw.Control(func(s uintptr) { fd = int(s) }) != nil || fd < 0 {
+	if c.rd.idle.raw.Control(func(s uintptr) { fd = int(s) }) != nil || fd < 0 {
 		return
 	}
 	c.poll.Store(new(pollLink))

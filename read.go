@@ -13,8 +13,8 @@ import (
 func (c *Conn) readEvent(ctx context.Context) (event, error) {
 	for {
 		if !c.drained() {
-			n, ev, err := c.sess.feed(c.rbuf[c.rpos:c.rend])
-			c.rpos += n
+			n, ev, err := c.sess.feed(c.rd.rbuf[c.rd.rpos:c.rd.rend])
+			c.rd.rpos += n
 			if err != nil {
 				return event{}, c.failProtocol(err)
 			}
@@ -30,12 +30,12 @@ func (c *Conn) readEvent(ctx context.Context) (event, error) {
 
 // drained reports whether everything read from the network has been turned
 // into events, so that the next event needs a read.
-func (c *Conn) drained() bool { return c.rpos == c.rend && !c.sess.pending() }
+func (c *Conn) drained() bool { return c.rd.rpos == c.rd.rend && !c.sess.pending() }
 
 // fill reads from the network into the (fully consumed) read buffer.
 func (c *Conn) fill(ctx context.Context) error {
 	n, err := c.netRead(ctx, nil)
-	c.rpos, c.rend = 0, n
+	c.rd.rpos, c.rd.rend = 0, n
 	return err
 }
 
@@ -75,7 +75,7 @@ func (c *Conn) beforeWait() error {
 
 // filled takes the result of a read into the read buffer.
 func (c *Conn) filled(n int, err error) error {
-	c.rpos, c.rend = 0, n
+	c.rd.rpos, c.rd.rend = 0, n
 	return c.readResult(n, err)
 }
 
@@ -292,7 +292,7 @@ func (c *Conn) continueMessage(ctx context.Context, buf []byte, first event) (Me
 // straight into *buf and given to the session there, saving a copy for
 // large messages.
 func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, error) {
-	if rem := c.sess.directRemaining(); rem > 0 && c.rpos == c.rend && started {
+	if rem := c.sess.directRemaining(); rem > 0 && c.rd.rpos == c.rd.rend && started {
 		b := *buf
 		want := int(min(rem, 1<<20))
 		if cap(b)-len(b) < want {
@@ -323,13 +323,13 @@ func (c *Conn) nextData(ctx context.Context, buf *[]byte, started bool) (event, 
 // skipPartial discards the rest of a message that a previous NextReader
 // left unread.
 func (c *Conn) skipPartial(ctx context.Context) error {
-	for c.inMsg {
+	for c.rd.inMsg {
 		ev, err := c.readEvent(ctx)
 		if err != nil {
 			return err
 		}
 		if ev.kind == eventData && ev.fin {
-			c.inMsg = false
+			c.rd.inMsg = false
 		}
 	}
 	return nil
@@ -359,13 +359,13 @@ func (c *Conn) NextReader(ctx context.Context) (MessageType, io.Reader, error) {
 		if ev.kind != eventData {
 			continue
 		}
-		if c.msgRead == nil {
-			c.msgRead = &messageReader{c: c}
+		if c.rd.msgRead == nil {
+			c.rd.msgRead = &messageReader{c: c}
 		}
-		c.msgRead.chunk = ev.data
-		c.msgRead.eof = ev.fin
-		c.inMsg = !ev.fin
-		return ev.typ, c.msgRead, nil
+		c.rd.msgRead.chunk = ev.data
+		c.rd.msgRead.eof = ev.fin
+		c.rd.inMsg = !ev.fin
+		return ev.typ, c.rd.msgRead, nil
 	}
 }
 
@@ -390,7 +390,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 func (r *messageReader) read(ctx context.Context, p []byte) (int, error) {
 	c := r.c
 	for len(r.chunk) == 0 {
-		if r.eof || !c.inMsg {
+		if r.eof || !c.rd.inMsg {
 			return 0, io.EOF
 		}
 		ev, err := c.readEvent(ctx)
@@ -403,7 +403,7 @@ func (r *messageReader) read(ctx context.Context, p []byte) (int, error) {
 		r.chunk = ev.data
 		if ev.fin {
 			r.eof = true
-			c.inMsg = false
+			c.rd.inMsg = false
 		}
 	}
 	n := copy(p, r.chunk)

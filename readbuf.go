@@ -19,6 +19,20 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, pooledReadBuffer
 // taken (+1) and given back (-1).
 var readBufHook atomic.Pointer[func(delta int)]
 
+// pullReader is the reading state of a connection that reads from the
+// network itself: every transport but the event-loop backend's event API,
+// to which the loop pushes the bytes (loopconn.go), and whose connections
+// therefore do not carry it.
+type pullReader struct {
+	rbuf    []byte
+	rbufp   *[]byte     // rbuf's pool slot, when it is borrowed
+	idle    *idleReader // set when reads can wait without a buffer
+	rpos    int
+	rend    int
+	inMsg   bool           // a data message was partly returned by NextReader
+	msgRead *messageReader // NextReader's, made on first use
+}
+
 // idleReader reads a connection without holding a buffer while it waits.
 type idleReader struct {
 	raw syscall.RawConn
@@ -30,38 +44,39 @@ type idleReader struct {
 // setupReadBuffer prepares reading on nc, starting with the bytes that
 // arrived behind the handshake.
 func (c *Conn) setupReadBuffer(nc net.Conn, buffered []byte) {
-	if tc, ok := nc.(*net.TCPConn); ok && idleReadSupported {
-		if raw, err := tc.SyscallConn(); err == nil {
-			c.idle = &idleReader{raw: raw}
-			c.idle.fn = c.rawRead
-		}
-	}
 	if loopNetConn(nc) != nil && c.eventing.Load() {
 		return // the loop pushes the bytes; the Conn reads nothing itself (loopconn.go)
 	}
-	if c.idle == nil || len(buffered) > 0 {
+	c.rd = new(pullReader)
+	if tc, ok := nc.(*net.TCPConn); ok && idleReadSupported {
+		if raw, err := tc.SyscallConn(); err == nil {
+			c.rd.idle = &idleReader{raw: raw}
+			c.rd.idle.fn = c.rawRead
+		}
+	}
+	if c.rd.idle == nil || len(buffered) > 0 {
 		size := readBufferSize
-		if c.idle != nil {
+		if c.rd.idle != nil {
 			size = pooledReadBufferSize
 		}
 		if len(buffered) > size {
-			c.rbuf = make([]byte, len(buffered))
+			c.rd.rbuf = make([]byte, len(buffered))
 		} else {
 			c.takeReadBuf()
 		}
-		c.rend = copy(c.rbuf, buffered)
+		c.rd.rend = copy(c.rd.rbuf, buffered)
 	}
 }
 
 // takeReadBuf gets a read buffer: a pooled one for an idle reader, an owned
 // one otherwise.
 func (c *Conn) takeReadBuf() {
-	if c.idle == nil {
-		c.rbuf = make([]byte, readBufferSize)
+	if c.rd.idle == nil {
+		c.rd.rbuf = make([]byte, readBufferSize)
 		return
 	}
-	c.rbufp = readBufPool.Get().(*[]byte)
-	c.rbuf = *c.rbufp
+	c.rd.rbufp = readBufPool.Get().(*[]byte)
+	c.rd.rbuf = *c.rd.rbufp
 	if h := readBufHook.Load(); h != nil {
 		(*h)(+1)
 	}
@@ -70,9 +85,9 @@ func (c *Conn) takeReadBuf() {
 // releaseReadBuf gives a pooled read buffer back; the caller has parsed all
 // of it and no event refers to it any more.
 func (c *Conn) releaseReadBuf() {
-	if c.rbufp != nil {
-		readBufPool.Put(c.rbufp)
-		c.rbufp, c.rbuf = nil, nil
+	if c.rd != nil && c.rd.rbufp != nil {
+		readBufPool.Put(c.rd.rbufp)
+		c.rd.rbufp, c.rd.rbuf = nil, nil
 		if h := readBufHook.Load(); h != nil {
 			(*h)(-1)
 		}
@@ -82,13 +97,13 @@ func (c *Conn) releaseReadBuf() {
 // readNet reads from the network into the read buffer (which the caller
 // has fully consumed).
 func (c *Conn) readNet() (int, error) {
-	if c.idle == nil {
-		return c.netConn.Read(c.rbuf)
+	if c.rd.idle == nil {
+		return c.netConn.Read(c.rd.rbuf)
 	}
 	c.releaseReadBuf()
-	c.idle.n, c.idle.err = 0, nil
-	if err := c.idle.raw.Read(c.idle.fn); err != nil {
+	c.rd.idle.n, c.rd.idle.err = 0, nil
+	if err := c.rd.idle.raw.Read(c.rd.idle.fn); err != nil {
 		return 0, err
 	}
-	return c.idle.n, c.idle.err
+	return c.rd.idle.n, c.rd.idle.err
 }

@@ -15,11 +15,11 @@ const idleReadSupported = true
 // finds bytes does it take a buffer; when there is nothing to read it gives
 // the buffer back and returns false, and the goroutine parks holding none.
 func (c *Conn) rawRead(fd uintptr) bool {
-	if c.rbufp == nil {
+	if c.rd.rbufp == nil {
 		c.takeReadBuf()
 	}
 	for {
-		n, err := syscall.Read(int(fd), c.rbuf)
+		n, err := syscall.Read(int(fd), c.rd.rbuf)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -27,11 +27,11 @@ func (c *Conn) rawRead(fd uintptr) bool {
 			c.releaseReadBuf()
 			return false
 		case err != nil:
-			c.idle.err = os.NewSyscallError("read", err)
+			c.rd.idle.err = os.NewSyscallError("read", err)
 		case n == 0:
-			c.idle.err = io.EOF
+			c.rd.idle.err = io.EOF
 		default:
-			c.idle.n = n
+			c.rd.idle.n = n
 		}
 		return true
 	}
