@@ -320,6 +320,13 @@ func (c *Conn) finish(err error) {
 // poller so that its descriptor cannot be reused while still registered.
 func (c *Conn) closeSocket() {
 	c.detachPoller()
+	if nc := loopNetConn(c.netConn); nc != nil && CloseStatus(c.closeErr) == StatusAbnormalClosure {
+		// The connection failed (no closing handshake): the event loop
+		// drops it at once rather than wait for the peer's end of TCP, so
+		// that OnClose, which the loop reports, is not held back.
+		nc.Abort()
+		return
+	}
 	c.netConn.Close()
 }
 

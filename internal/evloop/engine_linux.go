@@ -145,6 +145,7 @@ const (
 	reasonTimeout
 	reasonServer
 	reasonWrite
+	reasonAbort
 )
 
 // Conn is a connection of a Server. Its methods may be called from any
@@ -333,6 +334,25 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// Abort closes the connection at once: what is queued is dropped and the
+// peer's bytes are not waited for. OnClose follows with a nil error. It is
+// for a connection that is failing anyway (the peer vanished, a timeout),
+// where a graceful Close would only hold it longer. Any goroutine may call
+// it, after Close too.
+func (c *Conn) Abort() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fd < 0 || c.reason == reasonAbort {
+		return
+	}
+	if c.flags&flagClosing != 0 && c.reason != reasonLocal {
+		return // failing already: it closes at once
+	}
+	c.flags |= flagClosing
+	c.reason = reasonAbort
+	c.notifyLocked()
+}
+
 // SetTimeout closes the connection with ErrTimeout if it is still open d
 // from now (rounded up to Config.TimerResolution); d <= 0 cancels. Only
 // the connection's loop may call it, that is from OnOpen, OnData or
@@ -353,6 +373,8 @@ func (c *Conn) closeError() error {
 		return ErrServerClosed
 	case reasonWrite:
 		return os.NewSyscallError("write", syscall.Errno(c.errno))
+	case reasonAbort:
+		return nil
 	}
 	return nil
 }

@@ -245,6 +245,19 @@ func (n *NetConn) Close() error {
 	return n.c.Close()
 }
 
+// Abort closes the connection at once (see Conn.Abort); a blocked Read
+// returns net.ErrClosed.
+func (n *NetConn) Abort() {
+	n.mu.Lock()
+	if r := n.r; r != nil {
+		r.closed = true
+		r.in, r.off = nil, 0
+		r.signal()
+	}
+	n.mu.Unlock()
+	n.c.Abort()
+}
+
 // CloseWrite ends our side of the stream, as TCPConn.CloseWrite does; the
 // engine then reads and drops the peer's bytes until it ends its side,
 // and Read reports the end.

@@ -193,6 +193,17 @@ func (c *Conn) Close() error {
 	return nil
 }
 
+// Abort closes the connection at once; OnClose follows with a nil error.
+func (c *Conn) Abort() {
+	c.whyMu.Lock()
+	if c.why == nil {
+		c.why = errLocal
+		close(c.ended)
+	}
+	c.whyMu.Unlock()
+	c.nc.Close()
+}
+
 // errLocal marks a Close; OnClose gets nil for it.
 var errLocal = errors.New("evloop: closed")
 
