@@ -144,7 +144,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*Conn,
 		c.finish(err)
 		return nil, err
 	}
-	c.flushed = true
+	c.flushed.Store(true)
 	return c, nil
 }
 

@@ -33,7 +33,7 @@ func (c *replayConn) SetWriteDeadline(time.Time) error { return nil }
 func benchConn(client bool, stream []byte) *Conn {
 	c := newConn(client, -1, 0)
 	c.opened(&replayConn{stream: stream}, nil)
-	c.flushed = true
+	c.flushed.Store(true)
 	return c
 }
 

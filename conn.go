@@ -143,7 +143,7 @@ type Conn struct {
 	events    eventHandlers
 	pendingMu sync.Mutex
 	pending   []pendingSend // sends made while connecting
-	flushed   bool
+	flushed   atomic.Bool   // set under pendingMu
 
 	// Bounds on writes (write.go) and keepalive (keepalive.go).
 	writeTimeout time.Duration             // <0: none

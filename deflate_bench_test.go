@@ -52,7 +52,7 @@ func BenchmarkCompressedWrite(b *testing.B) {
 				counter := &countingConn{replayConn: replayConn{stream: []byte{0}}}
 				c := newConn(false, -1, 0)
 				c.opened(counter, nil)
-				c.flushed = true
+				c.flushed.Store(true)
 				c.enableDeflate(params, &CompressionOptions{})
 				ctx := context.Background()
 				b.SetBytes(int64(len(msgs[0])))

@@ -339,7 +339,7 @@ func deflateConnPair(t *testing.T, params deflateParams, sopts, copts *Compressi
 	}
 	srv = newConn(false, 0, time.Second)
 	srv.opened(snc, nil)
-	srv.flushed = true
+	srv.flushed.Store(true)
 	srv.enableDeflate(params, sopts)
 	// The sniffer expects a handshake before the frames.
 	sniff = &deflateSniff{Conn: cnc}
@@ -347,7 +347,7 @@ func deflateConnPair(t *testing.T, params deflateParams, sopts, copts *Compressi
 	sniff.out.WriteString("\r\n\r\n")
 	cli = newConn(true, 0, time.Second)
 	cli.opened(sniff, nil)
-	cli.flushed = true
+	cli.flushed.Store(true)
 	cli.enableDeflate(params, copts)
 	t.Cleanup(func() { srv.CloseNow(); cli.CloseNow() })
 	return srv, cli, sniff
@@ -1088,7 +1088,7 @@ func FuzzDeflateRead(f *testing.F) {
 		}
 		c := newConn(false, limit, time.Second)
 		c.opened(&fakeConn{in: bytes.NewReader(in)}, nil)
-		c.flushed = true
+		c.flushed.Store(true)
 		c.enableDeflate(deflateParams{clientNoContextTakeover: !takeover}, &CompressionOptions{})
 		var got []byte
 		var err error

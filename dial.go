@@ -112,7 +112,7 @@ func Dial(ctx context.Context, url string, opts *ClientOptions) (*Conn, *http.Re
 		c.finish(err)
 		return nil, resp, err
 	}
-	c.flushed = true
+	c.flushed.Store(true)
 	return c, resp, nil
 }
 

@@ -321,9 +321,12 @@ func (c *Conn) send(op opcode, data []byte) error {
 // it did. The lock is held while flushPending drains the queue, so queued
 // messages go out ahead of later ones.
 func (c *Conn) queue(op opcode, data []byte) bool {
+	if c.flushed.Load() {
+		return false // the common case, an open connection, takes no lock
+	}
 	c.pendingMu.Lock()
 	defer c.pendingMu.Unlock()
-	if c.flushed || c.ReadyState() == Closed {
+	if c.flushed.Load() || c.ReadyState() == Closed {
 		return false
 	}
 	c.pending = append(c.pending, pendingSend{op: op, data: append([]byte(nil), data...)})
@@ -334,7 +337,7 @@ func (c *Conn) queue(op opcode, data []byte) bool {
 func (c *Conn) flushPending() {
 	c.pendingMu.Lock()
 	defer c.pendingMu.Unlock()
-	c.flushed = true
+	c.flushed.Store(true)
 	for _, p := range c.pending {
 		var err error
 		if p.op == opPing {

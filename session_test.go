@@ -222,7 +222,7 @@ func TestConnCompressedUTF8FailsFast(t *testing.T) {
 		c := newConn(false, 1<<20, time.Second)
 		fc := &fakeConn{in: bytes.NewReader(in)}
 		c.opened(fc, nil)
-		c.flushed = true
+		c.flushed.Store(true)
 		c.enableDeflate(deflateParams{}, &CompressionOptions{})
 		var err error
 		if style == "Read" {

@@ -35,7 +35,7 @@ func BenchmarkWriteTCP(b *testing.B) {
 			}
 			c := newConn(false, -1, 0)
 			c.opened(nc, nil)
-			c.flushed = true
+			c.flushed.Store(true)
 			payload := make([]byte, n)
 			ctx := context.Background()
 			b.SetBytes(int64(n))

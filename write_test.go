@@ -110,7 +110,7 @@ func TestBlockingEchoBatchesReplies(t *testing.T) {
 	nc := newRecordConn()
 	c := newConn(false, 0, time.Second)
 	c.opened(nc, in)
-	c.flushed = true
+	c.flushed.Store(true)
 	ctx := testContext(t)
 	var buf []byte
 	for i := 0; i < 10; i++ {
@@ -142,7 +142,7 @@ func TestBatchTimerFlushes(t *testing.T) {
 	nc := newRecordConn()
 	c := newConn(false, 0, time.Second)
 	c.opened(nc, in)
-	c.flushed = true
+	c.flushed.Store(true)
 	ctx := testContext(t)
 	if _, _, err := c.ReadMessage(ctx, nil); err != nil {
 		t.Fatal(err)
