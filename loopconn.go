@@ -101,7 +101,10 @@ func (c *Conn) loopData(b []byte) {
 	}
 }
 
-// loopEnded takes the end of the transport from the loop.
+// loopEnded takes the end of the transport from the loop. Unless the
+// handlers run on the loop, OnClose runs on a goroutine of its own, as
+// every handler does in that mode: it may block (a chat announcing the
+// departure, say) and must not hold the loop.
 func (c *Conn) loopEnded(err error) {
 	l := c.loop
 	if !l.inline {
@@ -111,7 +114,10 @@ func (c *Conn) loopEnded(err error) {
 			l.mu.Unlock()
 			return
 		}
+		l.working = true // no more bytes come: nothing else starts a worker
 		l.mu.Unlock()
+		go c.loopClosed(err)
+		return
 	}
 	c.loopClosed(err)
 }

@@ -52,7 +52,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/wsdriver/websocket/internal/evloop"
@@ -95,10 +94,11 @@ type Server struct {
 	// level, handler panics at error level); nil means slog.Default().
 	Logger *slog.Logger
 
-	srv     *evloop.Server
-	done    chan struct{}
-	closing atomic.Bool
-	reqs    sync.WaitGroup // running handlers
+	mu     sync.Mutex
+	srv    *evloop.Server // set by start, under mu
+	done   chan struct{}  // closed by Close
+	closed bool           // Close was called, under mu
+	reqs   sync.WaitGroup // running handlers
 }
 
 // Defaults of Server.
@@ -126,20 +126,45 @@ func (s *Server) ListenAndServe(addr string) error {
 	if err := s.Listen(addr); err != nil {
 		return err
 	}
-	return s.Serve()
+	return s.wait()
 }
 
-// Listen opens the listener on addr ("host:port"; port 0 picks one) and
-// starts serving; Addr then reports the address. Use Serve to wait for
-// the end.
+// Serve serves on ln, a TCP listener that the server takes over (its
+// socket is duplicated and ln closed), until Close or Shutdown, when it
+// returns ErrServerClosed: http.Server.Serve's counterpart, for a listener
+// made beforehand (to learn its port, or handed over by systemd).
+func (s *Server) Serve(ln net.Listener) error {
+	if err := s.Start(ln); err != nil {
+		return err
+	}
+	return s.wait()
+}
+
+// Listen opens a listener on addr ("host:port"; port 0 picks one) and
+// starts serving without blocking; Addr then reports the address, and
+// Close or Shutdown stop it.
 func (s *Server) Listen(addr string) error {
+	return s.start(func(cfg evloop.Config) (*evloop.Server, error) { return evloop.Listen(addr, cfg) })
+}
+
+// Start is Serve without blocking: it takes ln over and starts serving.
+func (s *Server) Start(ln net.Listener) error {
+	return s.start(func(cfg evloop.Config) (*evloop.Server, error) { return evloop.ServeListener(ln, cfg) })
+}
+
+func (s *Server) start(open func(evloop.Config) (*evloop.Server, error)) error {
 	if s.Handler == nil {
 		return errors.New("eventloop: Server.Handler is nil")
 	}
-	if s.srv != nil {
-		return errors.New("eventloop: Server.Listen called twice")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrServerClosed
 	}
-	srv, err := evloop.Listen(addr, evloop.Config{
+	if s.srv != nil {
+		return errors.New("eventloop: the Server is already serving")
+	}
+	srv, err := open(evloop.Config{
 		Loops:         s.Loops,
 		MaxWriteQueue: s.MaxWriteQueue,
 		CloseTimeout:  s.CloseTimeout,
@@ -155,51 +180,65 @@ func (s *Server) Listen(addr string) error {
 	return nil
 }
 
-// Serve waits until the server is closed and returns ErrServerClosed.
-func (s *Server) Serve() error {
-	if s.srv == nil {
-		return errors.New("eventloop: Serve before Listen")
-	}
+// wait blocks until the server is closed.
+func (s *Server) wait() error {
 	<-s.done
 	return ErrServerClosed
 }
 
 // Addr returns the listener's address, or nil before Listen.
 func (s *Server) Addr() net.Addr {
-	if s.srv == nil {
-		return nil
+	if srv := s.engine(); srv != nil {
+		return srv.Addr()
 	}
-	return s.srv.Addr()
+	return nil
 }
 
 // NumConns returns the number of open TCP connections.
 func (s *Server) NumConns() int {
-	if s.srv == nil {
-		return 0
+	if srv := s.engine(); srv != nil {
+		return srv.NumConns()
 	}
-	return s.srv.NumConns()
+	return 0
+}
+
+func (s *Server) engine() *evloop.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv
 }
 
 // Close stops listening and drops every connection at once, as
-// http.Server.Close does (WebSocket peers see 1006); the connections'
-// OnClose handlers run before it returns.
+// http.Server.Close does (WebSocket peers see 1006). It returns once the
+// event loops have ended; each connection's OnClose has been called by
+// then, or, in the default handler mode, has been handed to its goroutine.
+// A server closed before it started does not start.
 func (s *Server) Close() error {
-	if s.srv == nil || !s.closing.CompareAndSwap(false, true) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		return nil
 	}
-	err := s.srv.Close()
+	s.closed = true
+	srv := s.srv
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Close()
 	close(s.done)
 	return err
 }
 
-// Shutdown stops listening, then waits for the handlers still running
-// (those of the blocking API last as long as their connections) until
-// ctx ends, and closes what is left. To close WebSocket connections with
-// a close frame first, close them (or Done them) from the application, as
-// with http.Server.Shutdown, which does not see hijacked connections.
+// Shutdown stops listening at once, then waits until the handlers still
+// running have returned (those of the blocking API last as long as their
+// connections) or ctx ends, and then closes what is left as Close does.
+// As with http.Server.Shutdown, which does not see hijacked connections,
+// an application that wants its WebSocket peers to get a close frame
+// (1001, going away) closes them itself before or while it shuts down.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.srv == nil {
-		return nil
+	if srv := s.engine(); srv != nil {
+		srv.CloseListener()
 	}
 	waited := make(chan struct{})
 	go func() { s.reqs.Wait(); close(waited) }()

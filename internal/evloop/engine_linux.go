@@ -4,6 +4,7 @@ package evloop
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,27 +18,50 @@ import (
 
 // Server is a listener and its event loops.
 type Server struct {
-	cfg   Config
-	addr  net.Addr
-	lfile *os.File // owns the listening socket
-	loops []*loop
-	next  int // round-robin position, used by the acceptor only
-	conns atomic.Int64
-	wg    sync.WaitGroup // the loops
-	acc   chan struct{}  // closed when the acceptor has returned
-	once  sync.Once
+	cfg    Config
+	addr   net.Addr
+	lfile  *os.File // owns the listening socket
+	loops  []*loop
+	next   int // round-robin position, used by the acceptor only
+	conns  atomic.Int64
+	wg     sync.WaitGroup // the loops
+	acc    chan struct{}  // closed when the acceptor has returned
+	once   sync.Once
+	lnOnce sync.Once
 }
 
 // Listen starts a server on addr ("host:port"; port 0 picks one) that
 // runs its connections on cfg.Loops event loops.
 func Listen(addr string, cfg Config) (*Server, error) {
-	cfg.setDefaults()
-	if cfg.Loops <= 0 {
-		cfg.Loops = runtime.GOMAXPROCS(0)
-	}
 	lfd, laddr, err := listenTCP(addr)
 	if err != nil {
 		return nil, err
+	}
+	return serveFD(lfd, laddr, cfg)
+}
+
+// ServeListener starts a server on an open TCP listener, which it takes
+// over (a systemd socket, a listener made by the caller to know the port
+// before serving): its socket is duplicated and ln is closed.
+func ServeListener(ln net.Listener, cfg Config) (*Server, error) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil, fmt.Errorf("evloop: cannot serve on a %T: a *net.TCPListener is needed", ln)
+	}
+	lfd, err := dupListener(tl)
+	if err != nil {
+		return nil, err
+	}
+	laddr := tl.Addr()
+	tl.Close() // the duplicate keeps the socket listening
+	return serveFD(lfd, laddr, cfg)
+}
+
+// serveFD runs a server on the listening socket lfd.
+func serveFD(lfd int, laddr net.Addr, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
 	}
 	s := &Server{cfg: cfg, addr: laddr}
 	for i := 0; i < cfg.Loops; i++ {
@@ -83,8 +107,7 @@ func (s *Server) NumConns() int { return int(s.conns.Load()) }
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
-		err = s.lfile.Close()
-		<-s.acc // no more sockets are handed to the loops
+		err = s.CloseListener()
 		for _, l := range s.loops {
 			l.mu.Lock()
 			l.stopping = true
@@ -93,6 +116,17 @@ func (s *Server) Close() error {
 		}
 	})
 	s.wg.Wait()
+	return err
+}
+
+// CloseListener stops accepting connections; those open stay open. Close
+// calls it too.
+func (s *Server) CloseListener() error {
+	var err error
+	s.lnOnce.Do(func() {
+		err = s.lfile.Close()
+		<-s.acc // no more sockets are handed to the loops
+	})
 	return err
 }
 

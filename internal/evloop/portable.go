@@ -16,14 +16,15 @@ import (
 // Server is a listener and the goroutines of its connections (the
 // portable fallback: one goroutine per connection over net.Conn).
 type Server struct {
-	cfg   Config
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	all   map[*Conn]struct{}
-	done  bool
-	conns atomic.Int64
-	once  sync.Once
+	cfg    Config
+	ln     net.Listener
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	all    map[*Conn]struct{}
+	done   bool
+	conns  atomic.Int64
+	once   sync.Once
+	lnOnce sync.Once
 }
 
 // Listen starts a server on addr ("host:port"; port 0 picks one).
@@ -36,6 +37,12 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ServeListener(ln, cfg)
+}
+
+// ServeListener starts a server on an open listener, which it takes over.
+func ServeListener(ln net.Listener, cfg Config) (*Server, error) {
+	cfg.setDefaults()
 	s := &Server{cfg: cfg, ln: ln, all: make(map[*Conn]struct{})}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -53,7 +60,7 @@ func (s *Server) NumConns() int { return int(s.conns.Load()) }
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
-		err = s.ln.Close()
+		err = s.CloseListener()
 		s.mu.Lock()
 		s.done = true
 		for c := range s.all {
@@ -62,6 +69,13 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 	})
 	s.wg.Wait()
+	return err
+}
+
+// CloseListener stops accepting connections; those open stay open.
+func (s *Server) CloseListener() error {
+	var err error
+	s.lnOnce.Do(func() { err = s.ln.Close() })
 	return err
 }
 

@@ -54,6 +54,36 @@ func listenTCP(addr string) (int, net.Addr, error) {
 	return fd, sockaddrToTCP(got), nil
 }
 
+// dupListener duplicates ln's socket as a non-blocking, close-on-exec
+// descriptor of our own.
+func dupListener(ln *net.TCPListener) (int, error) {
+	raw, err := ln.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	var derr error
+	err = raw.Control(func(fd uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			derr = os.NewSyscallError("fcntl", e)
+			return
+		}
+		nfd = int(r)
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return -1, err
+	}
+	if err := syscall.SetNonblock(nfd, true); err != nil {
+		syscall.Close(nfd)
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return nfd, nil
+}
+
 func sockaddrToTCP(sa syscall.Sockaddr) net.Addr {
 	switch sa := sa.(type) {
 	case *syscall.SockaddrInet4:
