@@ -149,9 +149,12 @@ func serveAt(t *testing.T, cfg server.Config, ln, wsLn net.Listener) (stop func(
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Listen(ln, wsLn); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, wsLn) }()
+	go func() { done <- srv.Serve(ctx, nil, nil) }()
 	var stopped bool
 	stop = func() {
 		if stopped {
