@@ -112,6 +112,12 @@ const (
 // unchanged.
 var ErrServerClosed = http.ErrServerClosed
 
+// ErrWriteQueueFull is why a connection was dropped for letting its
+// unsent bytes pass MaxWriteQueue (its peer does not read fast enough):
+// the write that passed it returns an error wrapping it (errors.Is), as
+// does the connection's Err, and the peer sees 1006.
+var ErrWriteQueueFull = evloop.ErrWriteQueueFull
+
 // ListenAndServe serves handler on addr with the default settings until
 // the process ends or the listener fails; it is http.ListenAndServe's
 // counterpart.

@@ -149,9 +149,12 @@ func serveAt(t *testing.T, cfg server.Config, ln, wsLn net.Listener) (stop func(
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Listen(ln, wsLn); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, wsLn) }()
+	go func() { done <- srv.Serve(ctx, nil, nil) }()
 	var stopped bool
 	stop = func() {
 		if stopped {
@@ -188,6 +191,24 @@ func listen(t *testing.T, addr string) net.Listener {
 	return nil
 }
 
+// backends are the servers the chat runs on (-backend); the end-to-end
+// tests that do not need TLS or HTTP/2 run on each (eachBackend).
+var backends = []string{server.BackendHTTP, server.BackendEventLoop}
+
+// eachBackend runs test once per backend, as a subtest named after it.
+func eachBackend(t *testing.T, test func(t *testing.T, backend string)) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { test(t, b) })
+	}
+}
+
+// chatConfigOn is chatConfig on the named backend.
+func chatConfigOn(backend, data string) server.Config {
+	cfg := chatConfig(data)
+	cfg.Backend = backend
+	return cfg
+}
+
 func chatConfig(data string) server.Config {
 	return server.Config{
 		Hub:             chat.Config{MaxMessage: 4096, Rate: 20, Burst: 20, Queue: 256, History: 100, PingInterval: 5 * time.Second, WriteTimeout: 5 * time.Second},
@@ -196,12 +217,14 @@ func chatConfig(data string) server.Config {
 	}
 }
 
-func TestBrowser(t *testing.T) {
+func TestBrowser(t *testing.T) { eachBackend(t, testBrowser) }
+
+func testBrowser(t *testing.T, backend string) {
 	bctx := browser(t)
 	data := t.TempDir()
 	ln := listen(t, "127.0.0.1:0")
 	addr := ln.Addr().String()
-	stop := serveAt(t, chatConfig(data), ln, nil)
+	stop := serveAt(t, chatConfigOn(backend, data), ln, nil)
 	url := "http://" + addr + "/"
 
 	// Two tabs chat and both see the messages.
@@ -245,7 +268,7 @@ func TestBrowser(t *testing.T) {
 	// message twice.
 	stop()
 	waitJS(t, a, "disconnected status", `document.getElementById("status").dataset.state === "closed"`)
-	serveAt(t, chatConfig(data), listen(t, addr), nil)
+	serveAt(t, chatConfigOn(backend, data), listen(t, addr), nil)
 	waitJS(t, a, "reconnected", `document.getElementById("status").dataset.state === "open"`)
 	say(t, a, "after restart")
 	waitMessage(t, a, nickA, "after restart")

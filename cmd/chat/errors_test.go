@@ -193,6 +193,17 @@ func TestErrorFlags(t *testing.T) {
 	mustSay(t, "CHAT_PING=2", msg, []string{"CHAT_PING", "2s"})
 }
 
+// TestErrorBackend: an unknown -backend, and TLS on the event-loop
+// backend (which serves plain HTTP/1.1 only), are refused with what to do.
+func TestErrorBackend(t *testing.T) {
+	msg := runBad(t, "-backend epoll")
+	mustSay(t, "-backend epoll", msg, []string{`-backend "epoll"`, "http or eventloop"})
+	msg = runBad(t, "-backend eventloop -tls-cert a.pem -tls-key a.key")
+	mustSay(t, "-backend eventloop -tls-cert", msg, []string{"-tls-cert", "-backend http", "reverse proxy", "deploy/nginx.conf"})
+	msg = runBad(t, "-tls-cert a.pem -tls-key a.key", "CHAT_BACKEND=eventloop")
+	mustSay(t, "CHAT_BACKEND=eventloop -tls-cert", msg, []string{"-tls-cert", "-backend http"})
+}
+
 func TestErrorForeignOriginNamesFlag(t *testing.T) {
 	ch := startChild(t, "-log-level warn -addr 127.0.0.1:0 -data "+t.TempDir())
 	req, _ := http.NewRequest("GET", strings.Replace(ch.url, "ws://", "http://", 1)+"/chat", nil)

@@ -76,6 +76,7 @@ type options struct {
 	metricsAddr                string
 	authSecret, authSecretFile string
 	authLoginURL               string
+	backend                    string
 }
 
 // prefixList is -trusted-proxy: CIDR prefixes or single addresses,
@@ -230,6 +231,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.StringVar(&o.authSecret, "auth-secret", "", "turn sign-in on: every connection needs an HS256 JWT signed with this `secret` (at least 32 bytes); prefer the environment or -auth-secret-file, which ps does not show"+env("auth-secret", "CHAT_AUTH_SECRET"))
 	fs.StringVar(&o.authSecretFile, "auth-secret-file", "", "read -auth-secret from this `file` (one line)"+env("auth-secret-file", "CHAT_AUTH_SECRET_FILE"))
 	fs.StringVar(&o.authLoginURL, "auth-login-url", "", "with sign-in, the page links people without a token to this `URL` (the site that issues tokens)"+env("auth-login-url", "CHAT_AUTH_LOGIN_URL"))
+	fs.StringVar(&o.backend, "backend", server.BackendHTTP, "the server underneath: http (net/http: TLS, HTTP/2, a writer goroutine per client) or eventloop (the library's event loops: no goroutine per idle client; plain HTTP/1.1 only, so terminate TLS in a proxy in front)"+env("backend", "CHAT_BACKEND"))
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error"+env("log-level", "CHAT_LOG_LEVEL"))
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json"+env("log-format", "CHAT_LOG_FORMAT"))
 	addClusterFlags(fs, &o.cluster, env)
@@ -290,6 +292,15 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	}
 	if err := o.cluster.check(); err != nil {
 		return nil, err
+	}
+	switch o.backend {
+	case server.BackendHTTP, server.BackendEventLoop:
+	default:
+		return nil, fmt.Errorf("-backend %q: choose http or eventloop (%w)", o.backend, errUsage)
+	}
+	if o.backend == server.BackendEventLoop && (o.tlsCert != "" || o.tlsKey != "") {
+		return nil, errors.New("-tls-cert/-tls-key need -backend http: the eventloop backend serves plain HTTP/1.1 only (and so no HTTP/2 either); " +
+			"terminate TLS in a reverse proxy in front of it (see deploy/nginx.conf), or keep -backend http")
 	}
 	if o.burst == 0 {
 		o.burst = max(1, int(math.Ceil(o.rate)))
@@ -481,6 +492,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MetricsElsewhere: metricsLn != nil,
 		AuthSecret:       secret,
 		AuthLoginURL:     o.authLoginURL,
+		Backend:          o.backend,
 	})
 	if err != nil {
 		return explainStoreError(o.data, err)
@@ -516,6 +528,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 		}
 	}()
+	// Listening before the address is printed: whoever reads it may
+	// connect at once.
+	if err := srv.Listen(ln, wsLn); err != nil {
+		return err
+	}
 	urls := reachableURLs(scheme, ln.Addr())
 	data := o.data
 	switch {
@@ -524,7 +541,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case data == "" || o.history == 0:
 		data = "(memory only)"
 	}
-	attrs := []any{"url", urls[0], "data", data, "history", o.history}
+	attrs := []any{"url", urls[0], "data", data, "history", o.history, "backend", o.backend}
 	if o.cluster.nats != "" {
 		attrs = append(attrs, "nats", o.cluster.nats)
 	}
@@ -546,7 +563,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer ms.Close()
 		fmt.Fprintf(stdout, "chat: metrics at http://%s/metrics\n", metricsLn.Addr())
 	}
-	return srv.Serve(ctx, ln, wsLn)
+	return srv.Serve(ctx, nil, nil)
 }
 
 // authSecret returns the sign-in secret from -auth-secret or

@@ -200,8 +200,12 @@ func historyOf(t *testing.T, url string, n int) []string {
 }
 
 func TestKill9KeepsAcknowledgedMessages(t *testing.T) {
+	eachBackend(t, testKill9KeepsAcknowledgedMessages)
+}
+
+func testKill9KeepsAcknowledgedMessages(t *testing.T, backend string) {
 	data := t.TempDir()
-	args := "-log-level warn -addr 127.0.0.1:0 -rate 0 -data " + data
+	args := "-backend " + backend + " -log-level warn -addr 127.0.0.1:0 -rate 0 -data " + data
 	ch := startChild(t, args)
 	c := dialT(t, ch.url+"/chat")
 	postAcked(t, c, "acked", 30)
@@ -219,8 +223,12 @@ func TestKill9KeepsAcknowledgedMessages(t *testing.T) {
 }
 
 func TestSIGTERMClosesWith1001AndKeepsHistory(t *testing.T) {
+	eachBackend(t, testSIGTERMClosesWith1001AndKeepsHistory)
+}
+
+func testSIGTERMClosesWith1001AndKeepsHistory(t *testing.T, backend string) {
 	data := t.TempDir()
-	args := "-log-level warn -addr 127.0.0.1:0 -ws-addr 127.0.0.1:0 -data " + data
+	args := "-backend " + backend + " -log-level warn -addr 127.0.0.1:0 -ws-addr 127.0.0.1:0 -data " + data
 	ch := startChild(t, args)
 	c := dialT(t, ch.url+"/chat")
 	postAcked(t, c, "before term", 3)

@@ -15,7 +15,9 @@ import (
 // Client is one connected user. The transport calls Receive, Alive and
 // Disconnected from the connection's read goroutine; everything the client
 // sends goes through its bounded queue and its own writer goroutine, so a
-// slow network never blocks a room.
+// slow network never blocks a room. A direct client (ConnectOptions.Direct)
+// has neither: its transport never blocks, so a message is written at once
+// by whoever sends it, and the transport's queue is the bounded one.
 type Client struct {
 	id     string // unique connection ID, for presence across nodes
 	key    string // ResumeKey of the client's resume token, or ""
@@ -29,6 +31,7 @@ type Client struct {
 
 	verified bool     // the nickname is a signed-in identity
 	rooms    []string // rooms the client may join; nil: all
+	direct   bool     // no writer: see ConnectOptions.Direct
 
 	q          *sendQueue
 	limiter    *tokenBucket
@@ -58,6 +61,10 @@ func (c *Client) send(o *Outgoing) {
 	if c.json && o.JSON == nil || !c.json && o.Plain == nil {
 		return
 	}
+	if c.direct {
+		c.writeDirect(o)
+		return
+	}
 	if !c.q.push(o) {
 		c.hub.Metrics.SlowConsumers.Add(1)
 		c.hub.log.Warn("slow consumer disconnected", "nick", c.Nick(), "queue", c.hub.cfg.Queue, "remote", c.remote)
@@ -72,7 +79,42 @@ func (c *Client) force(o *Outgoing) {
 	if c.json && o.JSON == nil || !c.json && o.Plain == nil {
 		return
 	}
+	if c.direct {
+		// The transport's bound is in bytes and sized to take the
+		// joining burst too (see the server's sizing of it).
+		c.writeDirect(o)
+		return
+	}
 	c.q.force(o)
+}
+
+// writeDirect writes o at once for a direct client. The transport never
+// blocks; an overflow of its queue has already dropped the connection, and
+// the end comes back through Disconnected.
+func (c *Client) writeDirect(o *Outgoing) {
+	if c.killed.Load() || c.ctx.Err() != nil {
+		return
+	}
+	p := o.Plain
+	if c.json {
+		p = o.JSON
+	}
+	h := c.hub
+	err := c.conn.WriteText(context.Background(), p)
+	switch {
+	case err == nil:
+		h.Metrics.MessagesOut.Add(1)
+	case errors.Is(err, ErrSlowConsumer):
+		if c.killed.CompareAndSwap(false, true) {
+			h.Metrics.SlowConsumers.Add(1)
+			h.log.Warn("slow consumer disconnected: send queue overflow", "nick", c.Nick(), "remote", c.remote)
+		}
+	case errors.Is(err, ErrConnClosing):
+		// The closing handshake is under way; the transport ends it.
+	default:
+		h.log.Debug("write failed", "nick", c.Nick(), "err", err)
+		c.conn.Abort()
+	}
 }
 
 // closeWith asks the writer to send a close frame with code and reason, after
@@ -81,6 +123,12 @@ func (c *Client) closeWith(code int, reason string, drain bool) {
 	c.closeOnce.Do(func() {
 		if !drain {
 			c.killed.Store(true)
+		}
+		if c.direct {
+			// What was written is queued in the transport before the
+			// close frame: it drains by itself.
+			c.conn.Close(code, reason)
+			return
 		}
 		c.q.close(!drain, code, reason)
 	})

@@ -110,6 +110,16 @@ type ConnectOptions struct {
 	Verified bool
 	// Rooms, when not nil, are the only rooms the user may /join.
 	Rooms []string
+	// Direct says the transport's writes never block (the event-loop
+	// backend queues what the socket does not take, bounded, and drops a
+	// peer that lets the bound pass): the client then gets no writer
+	// goroutine, no queue of its own and no ping ticker. Messages go to
+	// Conn.WriteText from the goroutine that produced them, the
+	// transport's bound is the slow-consumer limit (ErrSlowConsumer), and
+	// the transport does the keepalive (Config.PingInterval and
+	// Config.WriteTimeout are not used for it). An idle direct client
+	// holds no goroutine.
+	Direct bool
 }
 
 // Connect registers conn, gives it a nickname, starts its writer and joins
@@ -134,6 +144,7 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 		remote:     o.Remote,
 		verified:   o.Verified,
 		rooms:      o.Rooms,
+		direct:     o.Direct,
 	}
 	c.Alive()
 
@@ -221,11 +232,19 @@ func (h *Hub) Connect(conn Conn, o ConnectOptions) (*Client, error) {
 	}
 	c.setNick(nick)
 	h.clients[c] = struct{}{}
-	h.wg.Add(2) // the client until Disconnected, and its writer
+	if c.direct {
+		h.wg.Add(1) // the client until Disconnected; it has no writer
+	} else {
+		h.wg.Add(2) // the client until Disconnected, and its writer
+	}
 	h.mu.Unlock()
 
 	h.Metrics.ConnectionsTotal.Add(1)
-	go c.writeLoop()
+	if c.direct {
+		close(c.writerDone)
+	} else {
+		go c.writeLoop()
+	}
 	if refused != "" {
 		c.send(infoOut(refused + "; you are " + nick))
 	}

@@ -27,12 +27,16 @@ const (
 	CloseTryAgainLater   = 1013
 )
 
-// Conn is what the hub needs from one WebSocket connection. Write and Ping are
-// only ever called from the client's single writer goroutine; Close and Abort
-// may be called from anywhere.
+// Conn is what the hub needs from one WebSocket connection. For a client
+// with a writer goroutine (the default), Write and Ping are only ever called
+// from that goroutine; for a direct client (ConnectOptions.Direct), WriteText
+// is called from whichever goroutine produced the message, possibly several
+// at once, and Ping never. Close and Abort may be called from anywhere.
 type Conn interface {
 	// WriteText sends one text message and returns when it was handed to the
-	// network or ctx ended.
+	// network or ctx ended. A direct client's Conn must never block here: it
+	// queues what the network does not take at once, up to a bound of its
+	// own, and past it drops the connection and returns ErrSlowConsumer.
 	WriteText(ctx context.Context, p *Payload) error
 	// Ping sends a ping frame; the transport reports the pong through
 	// Client.Alive.
@@ -49,6 +53,13 @@ type Conn interface {
 // then stops without Abort: the transport owes the peer the rest of the
 // handshake (its close reply), and cutting the connection would lose it.
 var ErrConnClosing = errors.New("chat: connection is closing")
+
+// ErrSlowConsumer is what a direct client's Conn returns (wrapped) from
+// WriteText when its own outgoing queue for the peer overflowed: the peer
+// does not read fast enough, and the Conn has dropped the connection. The
+// hub counts it in Metrics.SlowConsumers; the transport reports the end
+// through Disconnected as for any other.
+var ErrSlowConsumer = errors.New("chat: the peer does not read fast enough")
 
 // Payload is one encoded outgoing message. A broadcast builds it once and the
 // same pointer is queued for every recipient, so a transport may cache a

@@ -50,8 +50,10 @@ func dialStatus(t *testing.T, url string, h http.Header) (*websocket.Conn, int, 
 
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 
-func TestSignIn(t *testing.T) {
-	ts := start(t, Config{Hub: chat.Config{History: 0}, AuthSecret: testSecret}, false)
+func TestSignIn(t *testing.T) { eachBackend(t, testSignIn) }
+
+func testSignIn(t *testing.T, backend string) {
+	ts := start(t, Config{Backend: backend, Hub: chat.Config{History: 0}, AuthSecret: testSecret}, false)
 
 	// Accepted: the name comes from the token, whatever ?nick= says, in
 	// the header or the query parameter.
@@ -151,8 +153,10 @@ func unsignedToken(t *testing.T) string {
 
 // TestAnonymousByDefault: without a secret, tokens are not needed and the
 // seed's behaviour is unchanged.
-func TestAnonymousByDefault(t *testing.T) {
-	ts := start(t, Config{Hub: chat.Config{History: 0}}, false)
+func TestAnonymousByDefault(t *testing.T) { eachBackend(t, testAnonymousByDefault) }
+
+func testAnonymousByDefault(t *testing.T, backend string) {
+	ts := start(t, Config{Backend: backend, Hub: chat.Config{History: 0}}, false)
 	c, code, _ := dialStatus(t, ts.wsURL+"/chat?nick=ann", nil)
 	if code != 101 {
 		t.Fatalf("anonymous: %d", code)

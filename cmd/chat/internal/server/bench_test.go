@@ -123,9 +123,14 @@ type crowd struct {
 }
 
 func newCrowd(b *testing.B, own, n int, cfg chat.Config) *crowd {
+	return newCrowdOn(b, BackendHTTP, own, n, cfg)
+}
+
+// newCrowdOn is newCrowd on the named backend.
+func newCrowdOn(b *testing.B, backend string, own, n int, cfg chat.Config) *crowd {
 	b.Helper()
 	cfg.AnnounceMax = 1 // n joins would otherwise cost n²/2 notices
-	srv, err := New(Config{Hub: cfg, ShutdownTimeout: 30 * time.Second})
+	srv, err := New(Config{Hub: cfg, ShutdownTimeout: 30 * time.Second, Backend: backend})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -133,9 +138,12 @@ func newCrowd(b *testing.B, own, n int, cfg chat.Config) *crowd {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if err := srv.Listen(ln, nil); err != nil {
+		b.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln, nil); close(done) }()
+	go func() { srv.Serve(ctx, nil, nil); close(done) }()
 	url := "ws://" + ln.Addr().String() + "/chat/bench"
 
 	cr := &crowd{n: n}
@@ -248,6 +256,24 @@ func BenchmarkFanout10k(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/fanout")
 	b.ReportMetric(cr.memPerConn, "server-B/conn")
+}
+
+// BenchmarkIdle10k measures the server's memory per idle chat client,
+// on each backend: 10,000 clients in one room (the chat's defaults: 256
+// messages of queue, pings every 30 s), heap and goroutine stacks after a
+// GC, divided by the clients. ns/op means nothing here.
+func BenchmarkIdle10k(b *testing.B) {
+	for _, backend := range backends {
+		b.Run("backend="+backend, func(b *testing.B) {
+			before := runtime.NumGoroutine()
+			cr := newCrowdOn(b, backend, 0, 10000, chat.Config{Queue: 256, History: 100, Store: chat.NewMemStore(100), PingInterval: 30 * time.Second, WriteTimeout: 10 * time.Second})
+			goroutines := runtime.NumGoroutine() - before
+			for i := 0; i < b.N; i++ {
+			}
+			b.ReportMetric(cr.memPerConn, "server-B/conn")
+			b.ReportMetric(float64(goroutines)/float64(cr.n), "goroutines/conn")
+		})
+	}
 }
 
 // BenchmarkRoom1k measures throughput through one room with 1,000 clients:

@@ -58,8 +58,12 @@ func TestTransportReportsClosing(t *testing.T) {
 // because the room's writer aborted the connection on its failed write.
 // The race needs traffic to show, so the test counts over many clients.
 func TestCloseUnderTrafficGetsCloseFrame(t *testing.T) {
+	eachBackend(t, testCloseUnderTrafficGetsCloseFrame)
+}
+
+func testCloseUnderTrafficGetsCloseFrame(t *testing.T, backend string) {
 	const clients = 60
-	ts := start(t, Config{Hub: chat.Config{Queue: 0, History: 0}}, false)
+	ts := start(t, Config{Backend: backend, Hub: chat.Config{Queue: 0, History: 0}}, false)
 	sender := dial(t, ts.wsURL+"/chat/busy?nick=sender", nil)
 	// The sender's own echoes must be read, or it becomes a slow consumer.
 	go func() {

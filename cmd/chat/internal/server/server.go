@@ -22,6 +22,7 @@ import (
 	"github.com/wsdriver/websocket"
 	"github.com/wsdriver/websocket/cmd/chat/internal/chat"
 	"github.com/wsdriver/websocket/cmd/chat/web"
+	"github.com/wsdriver/websocket/eventloop"
 )
 
 // Config is the server's configuration; main fills it from flags.
@@ -50,7 +51,22 @@ type Config struct {
 	// AuthLoginURL is where the page sends a person who has no token
 	// (the site that issues them); "" shows no link.
 	AuthLoginURL string
+	// Backend chooses the server under the chat: BackendHTTP ("" too),
+	// net/http with a writer goroutine per client; or BackendEventLoop,
+	// the library's event loops (package eventloop), where an idle client
+	// holds no goroutine (see ConnectOptions.Direct in package chat).
+	Backend string
+	// MaxWriteQueue is, on the event-loop backend, the bytes a client may
+	// leave unread before it is dropped as a slow consumer; 0 sizes it
+	// from Hub (see writeQueueBytes).
+	MaxWriteQueue int
 }
+
+// The backends of Config.Backend.
+const (
+	BackendHTTP      = "http"
+	BackendEventLoop = "eventloop"
+)
 
 // Server is a running chat: New opens the history, Serve serves until its
 // context ends and then shuts down gracefully.
@@ -66,6 +82,8 @@ type Server struct {
 
 	perIPMu sync.Mutex
 	perIP   map[netip.Addr]int // open WebSocket connections per client address
+
+	bound *bound // set by Listen
 }
 
 // New opens the history store and builds the hub.
@@ -93,11 +111,24 @@ func New(cfg Config) (*Server, error) {
 // Hub returns the server's hub, for tests and benchmarks.
 func (s *Server) Hub() *chat.Hub { return s.hub }
 
-// Serve serves the page, /healthz, /metrics and the WebSocket on ln, and
-// the WebSocket alone on wsLn when it is not nil (the seed's two-port
-// layout). When ctx ends it stops accepting, closes every client with 1001,
-// flushes and closes the history and returns.
-func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
+// bound is what Listen started: the servers that Serve waits for and
+// shuts down.
+type bound struct {
+	servers []*http.Server      // the net/http backend
+	loops   []*eventloop.Server // the event-loop backend
+	errc    chan error          // a server that failed
+}
+
+// Listen starts serving on ln (and wsLn, if not nil; see Serve) with the
+// configured backend; Serve then waits and shuts down. It is apart from
+// Serve for the event-loop backend, which opens a listening socket of its
+// own at ln's address (closing ln): once Listen has returned, that socket
+// takes connections, so a caller that prints the address or dials it
+// next finds it open.
+func (s *Server) Listen(ln, wsLn net.Listener) error {
+	if s.bound != nil {
+		return errors.New("chat server: Listen called twice")
+	}
 	pagePort := ""
 	if _, p, err := net.SplitHostPort(ln.Addr().String()); err == nil {
 		pagePort = p
@@ -114,18 +145,43 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 	s.index = renderIndex(wsPort, len(s.cfg.AuthSecret) > 0, s.cfg.AuthLoginURL)
 	s.log.Debug("origin allow-list", "patterns", s.origins)
 
-	servers := []*http.Server{{Handler: s.mainHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}}
+	handlers := []http.Handler{s.mainHandler()}
 	listeners := []net.Listener{ln}
 	if wsLn != nil {
-		servers = append(servers, &http.Server{Handler: s.wsOnlyHandler(pagePort), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute})
+		handlers = append(handlers, s.wsOnlyHandler(pagePort))
 		listeners = append(listeners, wsLn)
 	}
-	errc := make(chan error, len(servers))
-	for i, srv := range servers {
-		srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
-		srv.MaxHeaderBytes = 16 << 10 // a handshake needs little; net/http answers more (plus its 4 KiB slack) with 431
-		go func() { errc <- srv.Serve(listeners[i]) }()
+	b := &bound{errc: make(chan error, len(handlers))}
+	if s.cfg.Backend == BackendEventLoop {
+		var err error
+		if b.loops, err = s.startEventLoops(handlers, listeners, b.errc); err != nil {
+			return err
+		}
+	} else {
+		for i, h := range handlers {
+			srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+			srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
+			srv.MaxHeaderBytes = maxHeaderBytes
+			b.servers = append(b.servers, srv)
+			go func() { b.errc <- srv.Serve(listeners[i]) }()
+		}
 	}
+	s.bound = b
+	return nil
+}
+
+// Serve serves the page, /healthz, /metrics and the WebSocket on ln, and
+// the WebSocket alone on wsLn when it is not nil (the seed's two-port
+// layout). When ctx ends it stops accepting, closes every client with 1001,
+// flushes and closes the history and returns. Unless Listen was called
+// first, Serve calls it with ln and wsLn; after Listen they are not used.
+func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
+	if s.bound == nil {
+		if err := s.Listen(ln, wsLn); err != nil {
+			return err
+		}
+	}
+	servers, loops, errc := s.bound.servers, s.bound.loops, s.bound.errc
 	var err error
 	select {
 	case <-ctx.Done():
@@ -159,8 +215,77 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 			s.log.Warn("HTTP shutdown", "err", e)
 		}
 	}
+	// The event loops go last: their Close drops whatever connection is
+	// left, and the hub has said goodbye to its clients by now.
+	for _, es := range loops {
+		if e := es.Shutdown(sctx); e != nil {
+			s.log.Warn("event loop shutdown", "err", e)
+		}
+	}
 	s.log.Info("stopped")
 	return err
+}
+
+// maxHeaderBytes bounds a request's head on either backend: a handshake
+// needs little; net/http answers more (plus its 4 KiB slack) with 431.
+const maxHeaderBytes = 16 << 10
+
+// startEventLoops serves each handler on an event-loop server at its
+// listener's address. The event-loop engine opens its own listening
+// socket, so the listener (opened by the caller, which explains a port in
+// use or a privileged one) is closed and its address taken over at once.
+func (s *Server) startEventLoops(handlers []http.Handler, listeners []net.Listener, errc chan<- error) ([]*eventloop.Server, error) {
+	var out []*eventloop.Server
+	for i, h := range handlers {
+		addr := listeners[i].Addr().String()
+		listeners[i].Close()
+		es := &eventloop.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			MaxHeaderBytes:    maxHeaderBytes,
+			MaxWriteQueue:     s.writeQueueBytes(),
+			CloseTimeout:      s.cfg.CloseTimeout,
+			Logger:            s.log,
+		}
+		if err := es.Listen(addr); err != nil {
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, fmt.Errorf("event-loop backend on %s: %w", addr, err)
+		}
+		out = append(out, es)
+		go func() {
+			if err := es.Serve(); !errors.Is(err, eventloop.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	return out, nil
+}
+
+// writeQueueBytes is the event-loop backend's bound on a client's unsent
+// bytes, its slow-consumer limit. The chat's -queue counts messages; the
+// engine counts bytes, so the bound is -queue messages of the largest size
+// allowed (-max-message plus room for the JSON envelope, 64 KiB when
+// messages are unlimited), plus the joining burst that never counts as
+// slowness (the -history replay, the welcome and a presence list: another
+// -history messages and 1 MiB). A reader that keeps reading never comes
+// near it: it falls -queue full-size messages behind only when it does not
+// keep up. It is a bound, not an allocation: an idle or fast client queues
+// nothing. -queue 0 (unlimited) makes it 1 GiB.
+func (s *Server) writeQueueBytes() int {
+	if s.cfg.MaxWriteQueue > 0 {
+		return s.cfg.MaxWriteQueue
+	}
+	hc := s.cfg.Hub
+	if hc.Queue <= 0 {
+		return 1 << 30
+	}
+	frame := 64 << 10
+	if hc.MaxMessage > 0 {
+		frame = hc.MaxMessage + 512
+	}
+	return (hc.Queue+max(hc.History, 0))*frame + 1<<20
 }
 
 // pageOrigins names the origins of a page served on addr, as origin
@@ -415,13 +540,21 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			opts.Since, opts.HasSince = n, true
 		}
 	}
-	ws := websocket.NewServer(w, r, &websocket.ServerOptions{
+	wo := &websocket.ServerOptions{
 		MaxLength: hardLimit(s.cfg.Hub.MaxMessage),
 		Protocols: []string{chat.Subprotocol},
 		// checkOrigin above did it, with the chat's own words.
 		InsecureSkipOriginCheck: true,
 		CloseTimeout:            s.cfg.CloseTimeout,
-	})
+	}
+	if s.cfg.Backend == BackendEventLoop {
+		// No writer goroutine and no ticker per client: the library's
+		// keepalive (a runtime timer, no goroutine) pings, and a peer
+		// silent for two intervals is dropped, as the hub's writer does.
+		opts.Direct = true
+		wo.PingInterval, wo.PongTimeout = s.cfg.Hub.PingInterval, s.cfg.Hub.PingInterval
+	}
+	ws := websocket.NewServer(w, r, wo)
 	ip := p.ip
 	s.attach(ws, opts, func() { s.freeSlot(ip) })
 	if err := ws.Start(); err != nil {
@@ -455,7 +588,7 @@ func (s *Server) freeSlot(ip netip.Addr) {
 // request (and its headers, up to the server's header limit) alive for as
 // long as the connection lasts: a handler needs only opts.
 func (s *Server) attach(ws *websocket.Conn, opts chat.ConnectOptions, closed func()) {
-	t := &transport{ws: ws}
+	t := &transport{ws: ws, direct: opts.Direct}
 	var client *chat.Client
 	ws.OnOpen(func() {
 		opts.JSON = ws.Protocol() == chat.Subprotocol
@@ -490,15 +623,34 @@ func (s *Server) attach(ws *websocket.Conn, opts chat.ConnectOptions, closed fun
 		s.log.Debug("protocol error", "remote", remote, "err", err)
 	})
 	ws.OnClose(func(code websocket.StatusCode, reason string) {
-		if client != nil {
-			client.Disconnected()
+		if opts.Direct && errors.Is(ws.Err(), websocket.ErrPongTimeout) {
+			s.hub.Metrics.DeadPeers.Add(1)
+			s.log.Info("dropping dead peer", "remote", remote)
 		}
+		if client == nil {
+			closed()
+			return
+		}
+		if opts.Direct {
+			// The event-loop backend may report the end from the loop
+			// itself, which must not wait for the room to take the
+			// leave: that is done on a goroutine that lives only for it.
+			go func() {
+				client.Disconnected()
+				closed()
+			}()
+			return
+		}
+		client.Disconnected()
 		closed()
 	})
 }
 
 // transport adapts a library connection to chat.Conn.
-type transport struct{ ws *websocket.Conn }
+type transport struct {
+	ws     *websocket.Conn
+	direct bool // the event-loop backend: writes never block
+}
 
 func (t *transport) WriteText(ctx context.Context, p *chat.Payload) error {
 	// The frame is built once per payload and shared by every recipient.
@@ -510,7 +662,11 @@ func (t *transport) WriteText(ctx context.Context, p *chat.Payload) error {
 		return pm
 	}).(type) {
 	case *websocket.PreparedMessage:
-		return t.closing(t.ws.WritePrepared(ctx, v))
+		err := t.ws.WritePrepared(ctx, v)
+		if t.direct && errors.Is(err, eventloop.ErrWriteQueueFull) {
+			return fmt.Errorf("%w: %w", chat.ErrSlowConsumer, err)
+		}
+		return t.closing(err)
 	case error:
 		return v
 	}

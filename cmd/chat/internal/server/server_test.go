@@ -25,6 +25,17 @@ type testServer struct {
 	done   chan error
 }
 
+// backends are the servers the chat runs on; the tests that start a chat
+// run on each (eachBackend).
+var backends = []string{BackendHTTP, BackendEventLoop}
+
+// eachBackend runs test once per backend, as a subtest named after it.
+func eachBackend(t *testing.T, test func(t *testing.T, backend string)) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { test(t, b) })
+	}
+}
+
 func start(t *testing.T, cfg Config, twoPorts bool) *testServer {
 	t.Helper()
 	srv, err := New(cfg)
@@ -44,9 +55,12 @@ func start(t *testing.T, cfg Config, twoPorts bool) *testServer {
 		}
 		ts.wsURL = "ws://" + wsLn.Addr().String()
 	}
+	if err := srv.Listen(ln, wsLn); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.cancel = cancel
-	go func() { ts.done <- srv.Serve(ctx, ln, wsLn) }()
+	go func() { ts.done <- srv.Serve(ctx, nil, nil) }()
 	t.Cleanup(func() { ts.stop() })
 	return ts
 }
@@ -108,8 +122,10 @@ func (ts *testServer) waitClients(n int) {
 	}
 }
 
-func TestSeedOverWebSocket(t *testing.T) {
-	ts := start(t, Config{Hub: chat.Config{History: 0}}, false)
+func TestSeedOverWebSocket(t *testing.T) { eachBackend(t, testSeedOverWebSocket) }
+
+func testSeedOverWebSocket(t *testing.T, backend string) {
+	ts := start(t, Config{Backend: backend, Hub: chat.Config{History: 0}}, false)
 	for _, path := range []string{"/", "/chat"} {
 		a := dial(t, ts.wsURL+path, nil)
 		// The handshake ends before the server has put a in the room;
@@ -138,8 +154,10 @@ func TestSeedOverWebSocket(t *testing.T) {
 	}
 }
 
-func TestPageAndEndpoints(t *testing.T) {
-	ts := start(t, Config{Hub: chat.Config{History: 10}}, false)
+func TestPageAndEndpoints(t *testing.T) { eachBackend(t, testPageAndEndpoints) }
+
+func testPageAndEndpoints(t *testing.T, backend string) {
+	ts := start(t, Config{Backend: backend, Hub: chat.Config{History: 10}}, false)
 	get := func(path string) (*http.Response, string) {
 		resp, err := http.Get(ts.url + path)
 		if err != nil {
@@ -193,8 +211,10 @@ func TestPageAndEndpoints(t *testing.T) {
 	}
 }
 
-func TestOriginPolicy(t *testing.T) {
-	ts := start(t, Config{AllowOrigins: []string{"*.example.com"}}, true)
+func TestOriginPolicy(t *testing.T) { eachBackend(t, testOriginPolicy) }
+
+func testOriginPolicy(t *testing.T, backend string) {
+	ts := start(t, Config{Backend: backend, AllowOrigins: []string{"*.example.com"}}, true)
 	pagePort := strings.TrimPrefix(ts.url, "http://127.0.0.1:")
 	try := func(origin string) int {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -250,8 +270,10 @@ func TestPageOriginsEscaped(t *testing.T) {
 	}
 }
 
-func TestTooBigAndJSON(t *testing.T) {
-	ts := start(t, Config{Hub: chat.Config{MaxMessage: 4096, History: 10}}, false)
+func TestTooBigAndJSON(t *testing.T) { eachBackend(t, testTooBigAndJSON) }
+
+func testTooBigAndJSON(t *testing.T, backend string) {
+	ts := start(t, Config{Backend: backend, Hub: chat.Config{MaxMessage: 4096, History: 10}}, false)
 	c := dial(t, ts.wsURL+"/chat?nick=ann", &websocket.ClientOptions{Protocols: []string{chat.Subprotocol}})
 	if c.Protocol() != chat.Subprotocol {
 		t.Fatalf("protocol %q", c.Protocol())
@@ -291,8 +313,10 @@ func TestTooBigAndJSON(t *testing.T) {
 // to it outlasts -write-timeout. Both count in SlowConsumers; when only the
 // overflow did, a busy machine let the timeout win and the test posted on
 // until its deadline.
-func TestSlowConsumerOverNetwork(t *testing.T) {
-	ts := start(t, Config{Hub: chat.Config{Queue: 16, WriteTimeout: 300 * time.Millisecond, MaxMessage: 0}}, false)
+func TestSlowConsumerOverNetwork(t *testing.T) { eachBackend(t, testSlowConsumerOverNetwork) }
+
+func testSlowConsumerOverNetwork(t *testing.T, backend string) {
+	ts := start(t, Config{Backend: backend, Hub: chat.Config{Queue: 16, WriteTimeout: 300 * time.Millisecond, MaxMessage: 0}}, false)
 	slow := dial(t, ts.wsURL+"/chat", nil) // never reads
 	fast := dial(t, ts.wsURL+"/chat", nil)
 	_ = slow
@@ -333,8 +357,10 @@ func TestSlowConsumerOverNetwork(t *testing.T) {
 	}
 }
 
-func TestShutdownSends1001(t *testing.T) {
-	ts := start(t, Config{Hub: chat.Config{History: 10}, DataDir: t.TempDir()}, false)
+func TestShutdownSends1001(t *testing.T) { eachBackend(t, testShutdownSends1001) }
+
+func testShutdownSends1001(t *testing.T, backend string) {
+	ts := start(t, Config{Backend: backend, Hub: chat.Config{History: 10}, DataDir: t.TempDir()}, false)
 	c := dial(t, ts.wsURL+"/chat", nil)
 	write(t, c, "before")
 	read(t, c)
@@ -359,8 +385,14 @@ func TestShutdownSends1001(t *testing.T) {
 
 // TestDeadPeerOverNetwork: a client that completes the handshake and then
 // never answers (no pong, no data) is dropped after two ping intervals.
-func TestDeadPeerOverNetwork(t *testing.T) {
-	ts := start(t, Config{Hub: chat.Config{PingInterval: 100 * time.Millisecond}}, false)
+func TestDeadPeerOverNetwork(t *testing.T) { eachBackend(t, testDeadPeerOverNetwork) }
+
+func testDeadPeerOverNetwork(t *testing.T, backend string) {
+	// The event-loop engine ends even a dropped connection gracefully
+	// (FIN, then it waits up to CloseTimeout for the peer's), and the
+	// client is disconnected only then: a peer that never answers holds
+	// it for CloseTimeout.
+	ts := start(t, Config{Backend: backend, Hub: chat.Config{PingInterval: 100 * time.Millisecond}, CloseTimeout: time.Second}, false)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.wsURL, "ws://"))
 	if err != nil {
 		t.Fatal(err)
