@@ -154,7 +154,7 @@ func (s *Server) Listen(ln, wsLn net.Listener) error {
 	b := &bound{errc: make(chan error, len(handlers))}
 	if s.cfg.Backend == BackendEventLoop {
 		var err error
-		if b.loops, err = s.startEventLoops(handlers, listeners, b.errc); err != nil {
+		if b.loops, err = s.startEventLoops(handlers, listeners); err != nil {
 			return err
 		}
 	} else {
@@ -230,15 +230,13 @@ func (s *Server) Serve(ctx context.Context, ln, wsLn net.Listener) error {
 // needs little; net/http answers more (plus its 4 KiB slack) with 431.
 const maxHeaderBytes = 16 << 10
 
-// startEventLoops serves each handler on an event-loop server at its
-// listener's address. The event-loop engine opens its own listening
-// socket, so the listener (opened by the caller, which explains a port in
-// use or a privileged one) is closed and its address taken over at once.
-func (s *Server) startEventLoops(handlers []http.Handler, listeners []net.Listener, errc chan<- error) ([]*eventloop.Server, error) {
+// startEventLoops serves each handler on an event-loop server that takes
+// its listener over (opened by the caller, which explains a port in use or
+// a privileged one).
+func (s *Server) startEventLoops(handlers []http.Handler, listeners []net.Listener) ([]*eventloop.Server, error) {
 	var out []*eventloop.Server
 	for i, h := range handlers {
 		addr := listeners[i].Addr().String()
-		listeners[i].Close()
 		es := &eventloop.Server{
 			Handler:           h,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -247,18 +245,13 @@ func (s *Server) startEventLoops(handlers []http.Handler, listeners []net.Listen
 			CloseTimeout:      s.cfg.CloseTimeout,
 			Logger:            s.log,
 		}
-		if err := es.Listen(addr); err != nil {
+		if err := es.Start(listeners[i]); err != nil {
 			for _, o := range out {
 				o.Close()
 			}
 			return nil, fmt.Errorf("event-loop backend on %s: %w", addr, err)
 		}
 		out = append(out, es)
-		go func() {
-			if err := es.Serve(); !errors.Is(err, eventloop.ErrServerClosed) {
-				errc <- err
-			}
-		}()
 	}
 	return out, nil
 }
@@ -631,16 +624,8 @@ func (s *Server) attach(ws *websocket.Conn, opts chat.ConnectOptions, closed fun
 			closed()
 			return
 		}
-		if opts.Direct {
-			// The event-loop backend may report the end from the loop
-			// itself, which must not wait for the room to take the
-			// leave: that is done on a goroutine that lives only for it.
-			go func() {
-				client.Disconnected()
-				closed()
-			}()
-			return
-		}
+		// On the event-loop backend too this runs off the loop (the
+		// default handler mode), so it may wait for the room.
 		client.Disconnected()
 		closed()
 	})
