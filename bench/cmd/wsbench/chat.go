@@ -453,3 +453,36 @@ func fmtDur(v float64) string {
 }
 
 func fmtCount(v float64) string { return fmt.Sprintf("%g", v) }
+
+// chatSmoke is the -smoke part of the chat comparison: both servers once,
+// small and short. It proves the reference, cmd/chat and the load agree on
+// the protocol and that messages flow; it measures nothing.
+func chatSmoke(ctx context.Context, l *launcher, c config) error {
+	f := c.chat
+	f.receivers, f.senders, f.inFlight, f.rounds = 20, 2, 4, 1
+	f.warmup, f.duration = 200*time.Millisecond, time.Second
+	targets, err := chatTargets(f)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "wsbench-chat")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin, _, err := buildChat(ctx, f.dir, dir, false)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		r, err := chatRun(ctx, l, t, bin, f)
+		if err != nil {
+			return fmt.Errorf("chat smoke %s: %w", t.Name, err)
+		}
+		slog.Info("chat smoke", "target", t.Name, "deliveries/s", int(r.PerSec), "dropped", r.Dropped, "lost", r.Lost)
+		if r.Lost > 0 {
+			return fmt.Errorf("chat smoke %s: %d members lost: %s", t.Name, r.Lost, r.LostReason)
+		}
+	}
+	return nil
+}

@@ -132,6 +132,11 @@ func Run(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
+	return Serve(ctx, ln)
+}
+
+// Serve serves the chat on ln until ctx is done, and closes ln.
+func Serve(ctx context.Context, ln net.Listener) error {
 	h := &hub{
 		join:      make(chan *client),
 		leave:     make(chan *client),
@@ -161,7 +166,7 @@ func Run(ctx context.Context, addr string) error {
 		<-ctx.Done()
 		srv.Close()
 	}()
-	err = srv.Serve(ln)
+	err := srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
