@@ -371,8 +371,8 @@ func (f chatFlags) describe() string {
 func chatMarkdown(f chatFlags, targets []chatTarget, runs []chatRunResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n## Chat fan-out: %s\n\n", f.describe())
-	b.WriteString("| server | deliveries/s | server CPU/delivery | p50 | p99 | p99/p50 | receivers dropped (1008) | senders dropped | other losses | per-receiver deliveries min/median/max | runs ok |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| server | deliveries/s | server CPU/delivery | p50 | p99 | p99/p50 | receivers dropped (1008) | senders dropped | other losses | per-receiver deliveries min/median/max | server core busy | runs ok |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	medPerSec := map[string]float64{}
 	for _, t := range targets {
 		var ok []load.ChatResult
@@ -383,7 +383,7 @@ func chatMarkdown(f chatFlags, targets []chatTarget, runs []chatRunResult) strin
 		}
 		n := len(runs) / max(len(targets), 1)
 		if len(ok) == 0 {
-			fmt.Fprintf(&b, "| %s | failed | | | | | | | | | 0/%d |\n", t.Name, n)
+			fmt.Fprintf(&b, "| %s | failed | | | | | | | | | | 0/%d |\n", t.Name, n)
 			continue
 		}
 		per := medRange(ok, func(r load.ChatResult) float64 { return r.PerSec })
@@ -398,15 +398,17 @@ func chatMarkdown(f chatFlags, targets []chatTarget, runs []chatRunResult) strin
 		rmin := medRange(ok, func(r load.ChatResult) float64 { return float64(r.RecvMin) })
 		rmed := medRange(ok, func(r load.ChatResult) float64 { return float64(r.RecvMedian) })
 		rmax := medRange(ok, func(r load.ChatResult) float64 { return float64(r.RecvMax) })
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f / %.0f / %.0f | %d/%d |\n", t.Name,
+		util := medRange(ok, func(r load.ChatResult) float64 { return r.ServerUtil })
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f / %.0f / %.0f | %s | %d/%d |\n", t.Name,
 			per.format(func(v float64) string { return fmt.Sprintf("%.0fk", v/1000) }),
 			cpu.format(func(v float64) string { return fmt.Sprintf("%.2f µs", v/1000) }),
 			p50.format(fmtDur), p99.format(fmtDur),
 			ratio.format(func(v float64) string { return fmt.Sprintf("%.1fx", v) }),
 			drop.format(fmtCount), sdrop.format(fmtCount), lost.format(fmtCount),
-			rmin.med, rmed.med, rmax.med, len(ok), n)
+			rmin.med, rmed.med, rmax.med,
+			util.format(func(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) }), len(ok), n)
 	}
-	b.WriteString("\nCells are medians over the runs, [min-max] beside them. Deliveries count every member of the room, senders included.\n")
+	b.WriteString("\nCells are medians over the runs, [min-max] beside them. Deliveries count every member of the room, senders included. Server core busy is the server's CPU time over the window: below 100%, other work on the shared machine took the core, and deliveries/s fall with it while CPU per delivery holds.\n")
 	if ref, ok := medPerSec["gorilla-chat"]; ok && ref > 0 {
 		b.WriteString("\n")
 		for _, t := range targets {
