@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 	"syscall"
@@ -72,37 +71,23 @@ func TestSlowClientDropped(t *testing.T) {
 	}
 	defer sender.Close()
 
-	// The sender reads its own messages back in its own goroutine; once
-	// it has all of them, the hub has handled every broadcast.
+	// One message at a time: the sender reads each back before sending
+	// the next, so its own queue never holds more than one, and once it
+	// has all of them the hub has handled every broadcast.
 	const n = 2 * QueueLen
 	text := bytes.Repeat([]byte("x"), 4000)
-	got := make(chan error, 1)
-	go func() {
-		for i := range n {
-			_, m, err := sender.ReadMessage()
-			if err != nil {
-				got <- err
-				return
-			}
-			if nick, rest, ok := strings.Cut(string(m), ": "); !ok || !strings.HasPrefix(nick, "user-") || rest != string(text) {
-				got <- fmt.Errorf("message %d is not \"nick: text\": %.40q", i, m)
-				return
-			}
-		}
-		got <- nil
-	}()
-	for range n {
+	sender.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for i := range n {
 		if err := sender.WriteMessage(websocket.TextMessage, text); err != nil {
 			t.Fatal(err)
 		}
-	}
-	select {
-	case err := <-got:
+		_, m, err := sender.ReadMessage()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("message %d: %v", i, err)
 		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("the sender did not get its messages back")
+		if nick, rest, ok := strings.Cut(string(m), ": "); !ok || !strings.HasPrefix(nick, "user-") || rest != string(text) {
+			t.Fatalf("message %d is not \"nick: text\": %.40q", i, m)
+		}
 	}
 	// Now the slow client reads: what was queued, then a 1008 close.
 	slow.SetReadDeadline(time.Now().Add(60 * time.Second))
