@@ -94,6 +94,21 @@ type chatMember struct {
 	closeCode int // close code the server sent, 0 if none
 	reason    string
 	err       error // how the connection ended early, if it did
+	// writeErr is the first failed write. The member then only reads: a
+	// server that drops a member sends its close frame and closes the
+	// socket, and a write racing with that fails before the close frame
+	// is read, which must still count as the drop it is.
+	writeErr error
+}
+
+// write sends m.wbuf unless a write already failed.
+func (m *chatMember) write() {
+	if m.writeErr != nil {
+		return
+	}
+	if _, err := m.conn.Write(m.wbuf); err != nil {
+		m.writeErr = err
+	}
 }
 
 // errChatProtocol marks a frame the load cannot accept from a chat server:
@@ -157,7 +172,7 @@ func (cr *chatRun) appendMessage(dst []byte, m *chatMember) []byte {
 }
 
 // sendNext writes one masked text frame with the next message.
-func (cr *chatRun) sendNext(m *chatMember, k int) error {
+func (cr *chatRun) sendNext(m *chatMember, k int) {
 	m.wbuf = m.wbuf[:0]
 	var text [64]byte
 	for range k {
@@ -165,11 +180,10 @@ func (cr *chatRun) sendNext(m *chatMember, k int) error {
 		v := m.rng.Uint64()
 		m.wbuf = wire.AppendClientFrame(m.wbuf, wire.OpText, t, [4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
 	}
-	if cr.phase.Load() == phaseMeasure {
+	if cr.phase.Load() == phaseMeasure && m.writeErr == nil {
 		cr.sent.Add(int64(k))
 	}
-	_, err := m.conn.Write(m.wbuf)
-	return err
+	m.write()
 }
 
 // parseMarker finds the load's marker in a delivered message and returns
@@ -207,7 +221,7 @@ func (cr *chatRun) message(m *chatMember, p []byte) error {
 		m.hist.Record(time.Since(cr.base) - time.Duration(stamp))
 	}
 	if m.sender >= 0 && sender == m.sender && cr.phase.Load() != phaseStop {
-		return cr.sendNext(m, 1)
+		cr.sendNext(m, 1)
 	}
 	return nil
 }
@@ -218,8 +232,7 @@ func (cr *chatRun) control(m *chatMember, op byte, p []byte) error {
 	case wire.OpPing:
 		v := m.rng.Uint64()
 		m.wbuf = wire.AppendClientFrame(m.wbuf[:0], wire.OpPong, p, [4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
-		_, err := m.conn.Write(m.wbuf)
-		return err
+		m.write()
 	case wire.OpClose:
 		m.closeCode = 1005
 		if len(p) >= 2 {
@@ -285,10 +298,7 @@ func (cr *chatRun) parse(m *chatMember) error {
 // stops.
 func (cr *chatRun) loop(m *chatMember) {
 	if m.sender >= 0 {
-		if err := cr.sendNext(m, cr.spec.InFlight); err != nil {
-			m.err = err
-			return
-		}
+		cr.sendNext(m, cr.spec.InFlight)
 	}
 	for {
 		if err := cr.parse(m); err != nil {
@@ -305,6 +315,11 @@ func (cr *chatRun) loop(m *chatMember) {
 			}
 			if cr.phase.Load() != phaseStop {
 				m.err = err
+			}
+			if m.err == nil {
+				// A failed write stopped a sender, or left a ping
+				// unanswered, before the run ended.
+				m.err = m.writeErr
 			}
 			return
 		}
