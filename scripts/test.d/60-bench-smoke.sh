@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark suite smoke test (issue 6): vet and race-test the bench module,
 # then run every echo server for a fraction of a second under the load
-# generator, which fails on any echo that is not byte-identical. The full
-# benchmark (go run ./bench/cmd/wsbench) is not run here.
+# generator, which fails on any echo that is not byte-identical, and the chat
+# fan-out row (issue 13) for a second each against the gorilla reference chat
+# and cmd/chat (built from cmd/chat). The full benchmark (go run
+# ./bench/cmd/wsbench, and -chat) is not run here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -45,6 +45,16 @@ func runLoad(ctx context.Context, c config) error {
 			return err
 		}
 		return out.Encode(r)
+	case "chat":
+		var s load.ChatSpec
+		if err := json.Unmarshal([]byte(c.spec), &s); err != nil {
+			return err
+		}
+		r, err := load.Chat(ctx, s)
+		if err != nil {
+			return err
+		}
+		return out.Encode(r)
 	case "idle":
 		var s idleSpec
 		if err := json.Unmarshal([]byte(c.spec), &s); err != nil {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -48,6 +49,7 @@ type config struct {
 	verbose  bool
 	cpuProf  string
 	memProf  string
+	chat     chatFlags
 }
 
 func main() {
@@ -113,6 +115,19 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.cpuProf, "cpuprofile", envString("WSBENCH_CPUPROFILE", ""), "with -server: write a CPU profile of the server to this file (env WSBENCH_CPUPROFILE)")
 	fs.StringVar(&c.memProf, "memprofile", envString("WSBENCH_MEMPROFILE", ""), "with -server: write a heap profile each time memory is settled (env WSBENCH_MEMPROFILE)")
 	fs.BoolVar(&c.verbose, "v", envBool("WSBENCH_VERBOSE", false), "debug logging (env WSBENCH_VERBOSE)")
+	fs.BoolVar(&c.chat.run, "chat", envBool("WSBENCH_CHAT", false), "run the chat fan-out comparison instead of the report: the gorilla reference chat against cmd/chat (env WSBENCH_CHAT)")
+	fs.StringVar(&c.chat.server, "chat-server", "", "run the reference chat server (gorilla) (internal: started by -chat)")
+	fs.Var(&c.chat.args, "chat-args", "with -chat: extra cmd/chat flags, e.g. '-backend eventloop'; repeatable, each value one more configuration measured")
+	fs.StringVar(&c.chat.targets, "chat-targets", envString("WSBENCH_CHAT_TARGETS", "gorilla,chat"), "with -chat: comma-separated servers, gorilla (the reference) and chat (cmd/chat once per -chat-args) (env WSBENCH_CHAT_TARGETS)")
+	fs.StringVar(&c.chat.dir, "chat-dir", envString("WSBENCH_CHAT_DIR", ""), "with -chat: the cmd/chat directory to build, default ROOT/cmd/chat (env WSBENCH_CHAT_DIR)")
+	fs.IntVar(&c.chat.receivers, "chat-receivers", envInt("WSBENCH_CHAT_RECEIVERS", 1000), "with -chat: connections that only read (env WSBENCH_CHAT_RECEIVERS)")
+	fs.IntVar(&c.chat.senders, "chat-senders", envInt("WSBENCH_CHAT_SENDERS", 5), "with -chat: connections that send (and read) (env WSBENCH_CHAT_SENDERS)")
+	fs.IntVar(&c.chat.inFlight, "chat-in-flight", envInt("WSBENCH_CHAT_IN_FLIGHT", 8), "with -chat: messages each sender keeps on the way (env WSBENCH_CHAT_IN_FLIGHT)")
+	fs.IntVar(&c.chat.text, "chat-text", envInt("WSBENCH_CHAT_TEXT", 32), "with -chat: bytes of text per message (env WSBENCH_CHAT_TEXT)")
+	fs.IntVar(&c.chat.rounds, "chat-rounds", envInt("WSBENCH_CHAT_ROUNDS", 5), "with -chat: runs per server (env WSBENCH_CHAT_ROUNDS)")
+	fs.DurationVar(&c.chat.duration, "chat-duration", envDuration("WSBENCH_CHAT_DURATION", 10*time.Second), "with -chat: measured time per run (env WSBENCH_CHAT_DURATION)")
+	fs.DurationVar(&c.chat.warmup, "chat-warmup", envDuration("WSBENCH_CHAT_WARMUP", 2*time.Second), "with -chat: unmeasured time after connecting (env WSBENCH_CHAT_WARMUP)")
+	fs.BoolVar(&c.chat.profile, "chat-profile", envBool("WSBENCH_CHAT_PROFILE", true), "with -chat: profile cmd/chat on one more run and print the top lines (env WSBENCH_CHAT_PROFILE)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,11 +136,18 @@ func run(ctx context.Context, args []string) error {
 		level = slog.LevelDebug
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})))
+	if c.chat.dir == "" {
+		c.chat.dir = filepath.Join(c.root, "cmd", "chat")
+	}
 	switch {
+	case c.chat.server != "":
+		return runChatServer(ctx, c)
 	case c.server != "":
 		return runServer(ctx, c)
 	case c.load != "":
 		return runLoad(ctx, c)
+	case c.chat.run:
+		return runChatReport(ctx, c)
 	default:
 		return runReport(ctx, c)
 	}

@@ -175,21 +175,30 @@ func (l *launcher) startServer(ctx context.Context, name, mode string, extra ...
 		return nil, err
 	}
 	s := &server{child: ch, addr: addr}
+	if err := s.waitListening(name); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitListening waits until the server accepts connections, for 10 s at
+// most, and stops it if it does not.
+func (s *server) waitListening(name string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		conn, err := net.DialTimeout("tcp", s.addr, time.Second)
 		if err == nil {
 			conn.Close()
-			return s, nil
+			return nil
 		}
 		select {
-		case <-ch.exited:
-			return nil, fmt.Errorf("server %s exited: %s", name, ch.stderr)
+		case <-s.exited:
+			return fmt.Errorf("server %s exited: %s", name, s.stderr)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("server %s not listening after 10s: %s", name, ch.stderr)
+			return fmt.Errorf("server %s not listening after 10s: %s", name, s.stderr)
 		}
 	}
 }

@@ -217,6 +217,9 @@ func runReport(ctx context.Context, c config) error {
 			}
 		}
 	}
+	if c.smoke {
+		note("chat", chatSmoke(ctx, l, c))
+	}
 	if p.profile && slices.Contains(p.servers, report.Ours) {
 		res.Profiles = profiles(ctx, l, p)
 	}
