@@ -257,10 +257,10 @@ func (c *Conn) writeFrameLocked(fin bool, rsv uint8, op opcode, p []byte) error 
 		}
 		// Header and payload go out in one writev, without copying.
 		v := frameVecPool.Get().(*frameVec)
-		v.arr = [2][]byte{b, p}
-		v.bufs = v.arr[:]
-		_, err := v.bufs.WriteTo(c.netConn)
-		v.arr, v.bufs = [2][]byte{}, nil
+		v.bufs = append(v.bufs, b, p)
+		err := c.writeVec(v)
+		clear(v.bufs)
+		v.bufs = v.bufs[:0]
 		frameVecPool.Put(v)
 		return err
 	}
@@ -414,16 +414,30 @@ func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) 
 	}, nil
 }
 
-// WritePrepared sends pm, like Write. With compression, connections that
-// compress without context takeover share one compressed payload per flate
-// level, made by the first of them to send pm; the others compress it for
-// themselves.
-func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
-	if c.pmd != nil {
-		return c.writePreparedDeflate(ctx, pm)
-	}
-	if c.client {
-		return c.Write(ctx, pm.typ, pm.data)
+// WritePrepared sends pm, like Write, or several prepared messages in
+// order. Given several, a server connection without compression sends them
+// all with one system call (writev), with no other message between them: a
+// writer that has fallen behind (a chat member's queue, a feed) catches up
+// at the cost of one write, not one per message. With compression,
+// connections that compress without context takeover share one compressed
+// payload per flate level, made by the first of them to send pm; the
+// others compress it for themselves. ctx and the write timeout bound the
+// whole call; on error, how many of the messages went out is unknown and
+// the connection is dropped, as with any failed write.
+func (c *Conn) WritePrepared(ctx context.Context, pms ...*PreparedMessage) error {
+	if c.pmd != nil || c.client {
+		for _, pm := range pms {
+			var err error
+			if c.pmd != nil {
+				err = c.writePreparedDeflate(ctx, pm)
+			} else {
+				err = c.Write(ctx, pm.typ, pm.data)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if err := c.acquire(ctx, &c.msgSem); err != nil {
 		return err
@@ -432,7 +446,41 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	if c.ReadyState() != Open {
 		return ErrClosed
 	}
-	return c.writeBytes(ctx, c.writeTimeout, pm.frame)
+	if len(pms) == 1 {
+		return c.writeBytes(ctx, c.writeTimeout, pms[0].frame)
+	}
+	return c.writeFrames(ctx, pms)
+}
+
+// writeFrames sends the frames of several prepared messages with one
+// writev, or adds them to the open write batch. The caller holds msgSem.
+func (c *Conn) writeFrames(ctx context.Context, pms []*PreparedMessage) error {
+	c.frameMu.Lock()
+	defer c.frameMu.Unlock()
+	if c.writeErr != nil {
+		return c.writeErr
+	}
+	g, err := c.beginWrite(ctx, c.writeTimeout)
+	if err != nil {
+		return err
+	}
+	if c.batching.Load() {
+		for _, pm := range pms {
+			if err := c.sendLocked(pm.frame); err != nil {
+				return c.endWrite(g, err)
+			}
+		}
+		return c.endWrite(g, nil)
+	}
+	v := frameVecPool.Get().(*frameVec)
+	for _, pm := range pms {
+		v.bufs = append(v.bufs, pm.frame)
+	}
+	err = c.writeVec(v)
+	clear(v.bufs)
+	v.bufs = v.bufs[:0]
+	frameVecPool.Put(v)
+	return c.endWrite(g, err)
 }
 
 // Write batching. When several messages arrive together, their replies
@@ -523,15 +571,28 @@ func (c *Conn) endBatch() {
 	}
 }
 
-// frameVec is the writev of a frame's header and payload. Kept in a pool
-// rather than in each Conn: an idle connection should not carry it, and a
-// net.Buffers on the stack would escape to the heap at every write.
+// frameVec is a writev's list of buffers (a frame's header and payload,
+// or several frames). Kept in a pool rather than in each Conn: an idle
+// connection should not carry it, and a net.Buffers on the stack would
+// escape to the heap at every write.
 type frameVec struct {
-	arr  [2][]byte
 	bufs net.Buffers
+	work net.Buffers // what WriteTo consumes
 }
 
-var frameVecPool = sync.Pool{New: func() any { return new(frameVec) }}
+var frameVecPool = sync.Pool{New: func() any { return &frameVec{bufs: make(net.Buffers, 0, 8)} }}
+
+// writeVec writes v.bufs with one writev where the transport has it: a
+// TCP connection (net.Buffers), or the event-loop backend's connection.
+func (c *Conn) writeVec(v *frameVec) error {
+	if nc := loopNetConn(c.netConn); nc != nil {
+		return nc.WriteBuffers(v.bufs)
+	}
+	v.work = v.bufs // WriteTo empties the slice it is given
+	_, err := v.work.WriteTo(c.netConn)
+	v.work = nil
+	return err
+}
 
 // writeBatch is a connection's write batch (see sendLocked), made the first
 // time it batches; its buffer is pooled and held only while a batch is

@@ -303,24 +303,40 @@ func (c *Conn) Write(b []byte) error {
 			c.mu.Unlock()
 			return nil
 		}
+	}
+	err := c.enqueueLocked(b, nil)
+	c.mu.Unlock()
+	return err
+}
+
+// enqueueLocked queues first and then rest, the bytes the socket did not
+// take, to be sent when it becomes writable; past Config.MaxWriteQueue the
+// connection fails instead. c.mu is held.
+func (c *Conn) enqueueLocked(first []byte, rest [][]byte) error {
+	if c.out == nil {
 		c.out = &outQueue{}
 	}
 	q := c.out
-	if len(q.buf)-q.off+len(b) > c.loop.s.cfg.MaxWriteQueue {
+	size := len(first)
+	for _, b := range rest {
+		size += len(b)
+	}
+	if len(q.buf)-q.off+size > c.loop.s.cfg.MaxWriteQueue {
 		c.failLocked(reasonQueueFull, nil)
-		c.mu.Unlock()
 		return ErrWriteQueueFull
 	}
 	if q.off > 0 && q.off >= len(q.buf)/2 {
 		q.buf = q.buf[:copy(q.buf, q.buf[q.off:])]
 		q.off = 0
 	}
-	q.buf = append(q.buf, b...)
+	q.buf = append(q.buf, first...)
+	for _, b := range rest {
+		q.buf = append(q.buf, b...)
+	}
 	if c.flags&flagOutArmed == 0 {
 		c.flags |= flagOutArmed
 		c.loop.ctl(c, syscall.EPOLL_CTL_MOD, c.maskLocked())
 	}
-	c.mu.Unlock()
 	return nil
 }
 

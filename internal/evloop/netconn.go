@@ -232,6 +232,18 @@ func (n *NetConn) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// WriteBuffers sends the concatenation of bufs, with one writev where the
+// engine has it; bufs is not kept or changed.
+func (n *NetConn) WriteBuffers(bufs [][]byte) error {
+	if err := n.c.Writev(bufs); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return net.ErrClosed
+		}
+		return err
+	}
+	return nil
+}
+
 // Close closes the connection gracefully (see Conn.Close); a blocked Read
 // returns net.ErrClosed.
 func (n *NetConn) Close() error {

@@ -185,6 +185,21 @@ func (c *Conn) Write(b []byte) error {
 	return nil
 }
 
+// Writev sends the concatenation of bufs (one write per buffer here).
+func (c *Conn) Writev(bufs [][]byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reason() != nil {
+		return ErrClosed
+	}
+	v := append(net.Buffers(nil), bufs...) // WriteTo consumes its slice
+	if _, err := v.WriteTo(c.nc); err != nil {
+		c.fail(err)
+		return err
+	}
+	return nil
+}
+
 // Close closes the connection: our end of the stream is shut, and what
 // the peer still sends is dropped until it ends its side too, at most
 // Config.CloseTimeout (see the Linux engine's Close). OnClose follows with
