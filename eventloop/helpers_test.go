@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -231,13 +232,15 @@ func (c *rawConn) readClose() (websocket.StatusCode, string) {
 }
 
 // expectEOF waits for the server to end the TCP stream cleanly (a FIN,
-// not a reset), skipping any bytes before it.
+// not a reset), skipping any bytes before it, then closes our side as a
+// client does (the server waits for that, up to its CloseTimeout).
 func (c *rawConn) expectEOF() {
 	c.t.Helper()
 	_, err := io.Copy(io.Discard, c.br)
 	if err != nil {
 		c.t.Fatalf("the stream did not end cleanly: %v", err)
 	}
+	c.nc.Close()
 }
 
 // closeEvent is what an OnClose handler got.
@@ -295,3 +298,7 @@ func contains(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// discardLogger drops what it is given: for the tests that make a
+// handler panic on purpose.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
