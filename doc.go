@@ -241,6 +241,36 @@
 // and falls back to HTTP/1.1 where the server does not allow WebSockets over
 // HTTP/2.
 //
+// # Backends
+//
+// The same handler runs on three transports. net/http over HTTP/1.1 is the
+// default and the general one: TLS, any request, streaming responses, and
+// a goroutine per connection (parked in a poller while idle, see Design).
+// net/http over HTTP/2 (see HTTP/2) carries many WebSockets on one TLS
+// connection. The event-loop backend (package eventloop) owns its
+// listener and runs every connection on a few event loops, with no
+// goroutine per idle connection and no net/http state: for servers that
+// hold very many connections or push to many at once. A program switches
+// with one line:
+//
+//	http.ListenAndServe(addr, handler)      // net/http
+//	eventloop.ListenAndServe(addr, handler) // event loops
+//
+// On the event-loop backend the http.Handler runs on a goroutine per
+// request, as under net/http. The event API's handlers then run on a
+// goroutine that a connection holds only while it has messages to handle,
+// so one that blocks stalls its own connection only; with
+// eventloop.Server.HandlersOnLoop they run on the loop itself, faster, but
+// a handler that blocks there stalls every connection of its loop. The
+// blocking API keeps its goroutine for the connection's life, as on
+// net/http. Sends never block there: what the socket does not take is
+// queued, up to eventloop.Server.MaxWriteQueue, past which the connection
+// is dropped (1006). The event-loop backend does not do TLS (terminate it
+// in front), HTTP/2, request bodies (it serves GET only: other methods,
+// HEAD included, get 405), keep-alive or streaming responses (an answer
+// other than the upgrade is buffered, at most 8 MiB, and ends the
+// connection).
+//
 // # Design
 //
 // The protocol itself lives in a sans-I/O core: a decoder that is fed bytes

@@ -28,6 +28,11 @@ func (s *Server) serveRequest(nc *evloop.NetConn, r *http.Request) {
 			}
 			s.log().Error("eventloop: handler panicked", "remote", r.RemoteAddr, "url", r.URL.String(), "panic", v, "stack", string(debug.Stack()))
 			if w.hijacked {
+				// net/http leaves a hijacked connection as it is; here
+				// nobody else would end it (the blocking API's reader is
+				// gone with the handler), so it is closed: the peer sees
+				// the connection end (1006) instead of a silent one.
+				nc.Close()
 				return
 			}
 			if !w.wroteHeader {

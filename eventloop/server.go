@@ -36,13 +36,23 @@
 //
 // # Limits
 //
-// Only GET is served; the request head is bounded by MaxHeaderBytes and
-// must arrive within ReadHeaderTimeout. Responses other than the
+// Only GET is served: any other method, HEAD included, gets 405 with
+// "Allow: GET" before the handler runs. The request head is bounded by
+// MaxHeaderBytes (431 past it) and must arrive within ReadHeaderTimeout
+// (the connection is closed without an answer otherwise, as net/http
+// does). A handler that panics before writing gets 500 (net/http closes
+// the connection without an answer); one that panics after the upgrade
+// has its connection closed (net/http leaves it open). Responses other than the
 // WebSocket upgrade are buffered in memory and end the connection; this
 // backend is for WebSocket servers that also serve a page or two, not a
 // general HTTP server (no request bodies, no streaming, no keep-alive).
 // TLS is not handled here: put a TLS-terminating proxy in front, or use
 // the net/http backend.
+//
+// Off Linux (or with the build tag evloop_portable) the engine is a
+// portable fallback with a goroutine per connection; there a send waits
+// for the kernel to take it, bounded by the library's WriteTimeout,
+// instead of being queued, and MaxWriteQueue does not apply.
 package eventloop
 
 import (

@@ -851,5 +851,8 @@ func (c *Conn) queued() int {
 	return len(c.out.buf) - c.out.off
 }
 
+// setWriteDeadline does nothing: Write never blocks (see the fallback's).
+func (c *Conn) setWriteDeadline(time.Time) error { return nil }
+
 // hasWriteQueue is true when Write queues instead of blocking.
 const hasWriteQueue = true

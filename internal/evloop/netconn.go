@@ -24,9 +24,10 @@ import (
 // stops reading (PauseReading) until the reader has taken them, so a slow
 // reader pushes back on its peer through TCP instead of growing memory.
 //
-// Writes never block: the engine writes at once or queues, bounded by
-// Config.MaxWriteQueue, past which the connection fails. Write deadlines
-// are therefore accepted and have nothing to bound.
+// Writes never block on the epoll engine: it writes at once or queues,
+// bounded by Config.MaxWriteQueue, past which the connection fails; write
+// deadlines have nothing to bound there. The portable fallback has no
+// queue: its writes block, bounded by the write deadline.
 type NetConn struct {
 	c *Conn
 
@@ -291,8 +292,11 @@ func addrOrNone(a net.Addr) net.Addr {
 	return a
 }
 
-// SetDeadline sets the read deadline; writes have none to set.
-func (n *NetConn) SetDeadline(t time.Time) error { return n.SetReadDeadline(t) }
+// SetDeadline sets the read and write deadlines.
+func (n *NetConn) SetDeadline(t time.Time) error {
+	n.SetWriteDeadline(t)
+	return n.SetReadDeadline(t)
+}
 
 // SetReadDeadline bounds Read, including one already blocked.
 func (n *NetConn) SetReadDeadline(t time.Time) error {
@@ -305,8 +309,10 @@ func (n *NetConn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline does nothing: writes do not block.
-func (n *NetConn) SetWriteDeadline(time.Time) error { return nil }
+// SetWriteDeadline bounds writes where they can block: with the portable
+// fallback, whose writes wait for the kernel. The epoll engine's writes
+// never block, and there it does nothing.
+func (n *NetConn) SetWriteDeadline(t time.Time) error { return n.c.setWriteDeadline(t) }
 
 var (
 	_ net.Conn  = (*NetConn)(nil)

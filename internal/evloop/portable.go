@@ -315,6 +315,11 @@ func (c *Conn) serve() {
 	}
 }
 
+// setWriteDeadline bounds the blocking writes of the fallback, so that
+// NetConn's write deadline (the library's WriteTimeout) frees a sender
+// stuck on a peer that does not read.
+func (c *Conn) setWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+
 // queued returns 0: the fallback has no write queue.
 func (c *Conn) queued() int { return 0 }
 

@@ -50,7 +50,9 @@ func (w *wheel) schedule(c *Conn, d time.Duration) {
 	if w.count == 0 {
 		w.now = w.tick() // the wheel was idle: catch up without walking it
 	}
-	at := w.tick() + int32((d+w.res-1)/w.res)
+	// The first tick at or after now+d: counting from the current tick
+	// instead would fire up to one resolution early.
+	at := int32((time.Since(w.start) + d + w.res - 1) / w.res)
 	if at <= w.now {
 		at = w.now + 1
 	}
