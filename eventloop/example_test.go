@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"time"
 
@@ -69,15 +70,16 @@ func ExampleServer_Shutdown() {
 		c.OnOpen(func() { conns <- c })
 		c.Start()
 	})}
-	if err := s.Listen("127.0.0.1:0"); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		log.Fatal(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
+	go func() { served <- s.Serve(ln) }() // like http.Server.Serve
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	client, _, err := websocket.Dial(ctx, "ws://"+s.Addr().String(), nil)
+	client, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String(), nil)
 	if err != nil {
 		log.Fatal(err)
 	}

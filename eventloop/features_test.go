@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -119,16 +120,16 @@ func TestServerClose(t *testing.T) {
 				c.Start()
 			})
 			s := &eventloop.Server{Handler: h}
-			if err := s.Listen("127.0.0.1:0"); err != nil {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
 				t.Fatal(err)
 			}
 			served := make(chan error, 1)
-			go func() { served <- s.Serve() }()
+			go func() { served <- s.Serve(ln) }() // connections wait in ln's backlog until it serves
 			for range n {
-				dial(t, s.Addr().String(), nil)
+				dial(t, ln.Addr().String(), nil)
 				<-opened
 			}
-			var err error
 			if how == "Close" {
 				err = s.Close()
 			} else {

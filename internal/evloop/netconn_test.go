@@ -147,7 +147,7 @@ func TestNetConnPause(t *testing.T) {
 		}
 	}
 	nc.mu.Lock()
-	buffered, paused := len(nc.in)-nc.off, nc.paused
+	buffered, paused := len(nc.r.in)-nc.r.off, nc.r.paused
 	nc.mu.Unlock()
 	if !paused || buffered > maxBuffered+DefaultReadBufferSize {
 		t.Fatalf("paused %v with %d bytes buffered", paused, buffered)
@@ -172,7 +172,10 @@ func TestNetConnTakeOver(t *testing.T) {
 	nc := <-conns
 	data := make(chan string, 16)
 	ended := make(chan error, 2)
-	nc.TakeOver(func(b []byte) { data <- string(b) }, func(err error) { ended <- err })
+	nc.TakeOver(funcSink{func(b []byte) { data <- string(b) }, func(err error) { ended <- err }})
+	if _, err := nc.Read(make([]byte, 1)); err == nil {
+		t.Fatal("Read after TakeOver succeeded")
+	}
 	c.Write([]byte("second"))
 	var got string
 	for got != "first,second" {
@@ -197,3 +200,12 @@ func TestNetConnTakeOver(t *testing.T) {
 		t.Fatal("onEnd called twice")
 	}
 }
+
+// funcSink is a Sink made of two functions.
+type funcSink struct {
+	data func([]byte)
+	end  func(error)
+}
+
+func (s funcSink) Data(b []byte) { s.data(b) }
+func (s funcSink) End(err error) { s.end(err) }
