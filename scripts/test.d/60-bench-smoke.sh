@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark suite smoke test (issue 6): vet and race-test the bench module,
-# then run every echo server for a fraction of a second under the load
+# then run every echo server (the floor, ours on net/http and on the
+# event-loop backend, the peers) for a fraction of a second under the load
 # generator, which fails on any echo that is not byte-identical, and the chat
 # fan-out row (issue 13) for a second each against the gorilla reference chat
 # and cmd/chat (built from cmd/chat). The full benchmark (go run

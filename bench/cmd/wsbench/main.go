@@ -31,25 +31,26 @@ type config struct {
 	load   string
 	spec   string
 
-	quick    bool
-	smoke    bool
-	rounds   int
-	duration time.Duration
-	warmup   time.Duration
-	only     string
-	rows     string
-	docs     string
-	root     string
-	micro    bool
-	profile  bool
-	render   string
-	jsonOut  string
-	memConns int
-	bcConns  int
-	verbose  bool
-	cpuProf  string
-	memProf  string
-	chat     chatFlags
+	quick       bool
+	smoke       bool
+	rounds      int
+	duration    time.Duration
+	warmup      time.Duration
+	only        string
+	rows        string
+	docs        string
+	root        string
+	micro       bool
+	profile     bool
+	profServers string
+	render      string
+	jsonOut     string
+	memConns    int
+	bcConns     int
+	verbose     bool
+	cpuProf     string
+	memProf     string
+	chat        chatFlags
 }
 
 func main() {
@@ -108,6 +109,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&c.root, "root", envString("WSBENCH_ROOT", "."), "library module root, for the micro-benchmarks (env WSBENCH_ROOT)")
 	fs.BoolVar(&c.micro, "micro", envBool("WSBENCH_MICRO", true), "run the library's micro-benchmarks (env WSBENCH_MICRO)")
 	fs.BoolVar(&c.profile, "profile", envBool("WSBENCH_PROFILE", true), "profile our server (CPU on two rows, heap with idle connections) and include the top lines (env WSBENCH_PROFILE)")
+	fs.StringVar(&c.profServers, "profile-servers", envString("WSBENCH_PROFILE_SERVERS", "ours,ours-event,ours-loop"), "comma-separated servers that -profile profiles, when they are in the run (env WSBENCH_PROFILE_SERVERS)")
 	fs.StringVar(&c.render, "render", "", "only redraw BENCHMARKS.md and benchmarks.png from a results file written by -json")
 	fs.StringVar(&c.jsonOut, "json", envString("WSBENCH_JSON", ""), "also write raw results as JSON to this file (env WSBENCH_JSON)")
 	fs.IntVar(&c.memConns, "mem-conns", envInt("WSBENCH_MEM_CONNS", 10000), "connections for the idle memory row (env WSBENCH_MEM_CONNS)")

@@ -30,7 +30,9 @@ type plan struct {
 	bcRounds int
 	micro    bool
 	profile  bool
-	write    bool
+	// profServers are the servers profiled at the end of the run.
+	profServers []string
+	write       bool
 	// patience, when set, lets an echo run go on past duration (up to
 	// duration+patience) until a round trip has completed, so that a smoke
 	// run on a busy machine proves the echo instead of timing out.
@@ -50,6 +52,8 @@ func makePlan(c config) (plan, error) {
 		micro:    c.micro,
 		profile:  c.profile,
 		write:    true,
+
+		profServers: strings.Split(c.profServers, ","),
 	}
 	if c.quick {
 		p.rounds, p.duration, p.warmup = 1, time.Second, 300*time.Millisecond
@@ -173,7 +177,8 @@ func runReport(ctx context.Context, c config) error {
 				res.Echo = append(res.Echo, run)
 				slog.Info("echo", "row", row.ID, "server", name, "round", round,
 					"rt/s", int(r.PerSec), "p99", time.Duration(r.P99ns), "cpu/rt", time.Duration(r.CPUPerRTns),
-					"srv%", int(100*r.ServerUtil), "cli%", int(100*r.ClientUtil))
+					"srv%", int(100*r.ServerUtil), "cli%", int(100*r.ClientUtil),
+					"conn-rt/s-min/p50/max", fmt.Sprintf("%.0f/%.0f/%.0f", r.PerConnMin, r.PerConnP50, r.PerConnMax))
 			}
 		}
 	}
@@ -213,14 +218,14 @@ func runReport(ctx context.Context, c config) error {
 				}
 				note("broadcast/"+name, err)
 				res.Broadcast = append(res.Broadcast, run)
-				slog.Info("broadcast", "server", name, "round", round, "last", time.Duration(b.MedianLastNs))
+				slog.Info("broadcast", "server", name, "round", round, "last", time.Duration(b.MedianLastNs), "cpu", time.Duration(b.ServerCPUPerMsgNs))
 			}
 		}
 	}
 	if c.smoke {
 		note("chat", chatSmoke(ctx, l, c))
 	}
-	if p.profile && slices.Contains(p.servers, report.Ours) {
+	if p.profile {
 		res.Profiles = profiles(ctx, l, p)
 	}
 	if p.micro {
@@ -275,9 +280,9 @@ func echoRun(ctx context.Context, l *launcher, name string, row report.Row, p pl
 	return r, err
 }
 
-// profiles runs our server once more on two rows under the CPU profiler and
-// once with idle connections under the heap profiler, and keeps the top
-// lines of each.
+// profiles runs each of p.profServers once more on two echo rows and the
+// broadcast row under the CPU profiler, and once with idle connections
+// under the heap profiler, and keeps the top lines of each.
 func profiles(ctx context.Context, l *launcher, p plan) []report.Profile {
 	dir, err := os.MkdirTemp("", "wsbench-prof")
 	if err != nil {
@@ -285,12 +290,23 @@ func profiles(ctx context.Context, l *launcher, p plan) []report.Profile {
 	}
 	defer os.RemoveAll(dir)
 	var out []report.Profile
+	for _, name := range p.profServers {
+		if !slices.Contains(p.servers, name) {
+			continue
+		}
+		out = append(out, profileServer(ctx, l, p, dir, name)...)
+	}
+	return out
+}
+
+func profileServer(ctx context.Context, l *launcher, p plan, dir, name string) []report.Profile {
+	var out []report.Profile
 	for _, row := range report.DefaultRows() {
 		if row.ID != "100x1k-p32" && row.ID != "1000x1k" {
 			continue
 		}
-		file := filepath.Join(dir, row.ID+".cpu")
-		srv, err := l.startServer(ctx, report.Ours, "echo", "-cpuprofile", file)
+		file := filepath.Join(dir, name+"-"+row.ID+".cpu")
+		srv, err := l.startServer(ctx, name, "echo", "-cpuprofile", file)
 		if err != nil {
 			slog.Error("profile", "err", err)
 			continue
@@ -307,23 +323,32 @@ func profiles(ctx context.Context, l *launcher, p plan) []report.Profile {
 			continue
 		}
 		out = append(out, report.Profile{
-			Title: fmt.Sprintf("CPU, %s (`%s`): %s round trips/s while profiled", row.Title(), row.ID, fmt.Sprint(int(r.PerSec))),
+			Title: fmt.Sprintf("CPU of %s, %s (`%s`): %s round trips/s while profiled", name, row.Title(), row.ID, fmt.Sprint(int(r.PerSec))),
 			Text:  pprofTop(ctx, l.exe, file, "-top", "-nodecount=25"),
 		})
 	}
-	for _, name := range []string{report.Ours, "ours-event"} {
-		if !slices.Contains(p.servers, name) {
-			continue
+	if s, _ := servers.Lookup(name); s.Broadcast && p.bcConns > 0 {
+		file := filepath.Join(dir, name+"-broadcast.cpu")
+		r, err := broadcastRun(ctx, l, name, p, "-cpuprofile", file)
+		if err != nil {
+			slog.Error("profile", "err", err)
+		} else {
+			out = append(out, report.Profile{
+				Title: fmt.Sprintf("CPU of %s, broadcast 128 B to %d connections: %v to the last receiver while profiled", name, p.bcConns, time.Duration(r.MedianLastNs)),
+				Text:  pprofTop(ctx, l.exe, file, "-top", "-nodecount=25"),
+			})
 		}
+	}
+	if p.memConns > 0 {
 		file := filepath.Join(dir, name+".heap")
 		if _, err := memRun(ctx, l, name, p.memConns, "-memprofile", file); err != nil {
 			slog.Error("profile", "err", err)
-			continue
+		} else {
+			out = append(out, report.Profile{
+				Title: fmt.Sprintf("Live heap of %s with %d idle connections (sampled; divide by the connection count for bytes per connection)", name, p.memConns),
+				Text:  pprofTop(ctx, l.exe, file, "-top", "-nodecount=12", "-sample_index=inuse_space"),
+			})
 		}
-		out = append(out, report.Profile{
-			Title: fmt.Sprintf("Live heap of %s with %d idle connections (sampled; divide by the connection count for bytes per connection)", name, p.memConns),
-			Text:  pprofTop(ctx, l.exe, file, "-top", "-nodecount=12", "-sample_index=inuse_space"),
-		})
 	}
 	return out
 }
@@ -413,9 +438,9 @@ func memRun(ctx context.Context, l *launcher, name string, n int, extra ...strin
 	return m, nil
 }
 
-func broadcastRun(ctx context.Context, l *launcher, name string, p plan) (load.BroadcastResult, error) {
+func broadcastRun(ctx context.Context, l *launcher, name string, p plan, extra ...string) (load.BroadcastResult, error) {
 	var r load.BroadcastResult
-	srv, err := l.startServer(ctx, name, "broadcast")
+	srv, err := l.startServer(ctx, name, "broadcast", extra...)
 	if err != nil {
 		return r, err
 	}

@@ -78,3 +78,20 @@ func TestPayloadText(t *testing.T) {
 		}
 	}
 }
+
+// The fairness figures are per-connection rates, nearest-rank percentiles
+// of the connections' round trips over the window.
+func TestSetSpread(t *testing.T) {
+	counts := make([]uint64, 100)
+	for i := range counts {
+		counts[i] = uint64(100 - i) // 100 down to 1, unsorted for setSpread
+	}
+	var r EchoResult
+	r.setSpread(counts, 2)
+	if r.PerConnMin != 0.5 || r.PerConnP1 != 0.5 || r.PerConnP50 != 25 || r.PerConnP99 != 49.5 || r.PerConnMax != 50 {
+		t.Fatalf("spread %v %v %v %v %v", r.PerConnMin, r.PerConnP1, r.PerConnP50, r.PerConnP99, r.PerConnMax)
+	}
+	if counts[0] != 100 {
+		t.Fatal("setSpread reordered its input")
+	}
+}

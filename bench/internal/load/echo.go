@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +53,34 @@ type EchoResult struct {
 	// below 1 means the load generator, not the server, was the limit.
 	ServerUtil float64 `json:"server_util"`
 	ClientUtil float64 `json:"client_util"`
+	// Fairness: the spread of round trips per second over the connections
+	// in the measured window. A server that serves its busiest sockets
+	// first shows a low PerConnMin and a high PerConnMax beside the same
+	// total; equal service has all five close to PerSec/Conns.
+	PerConnMin float64 `json:"per_conn_min,omitempty"`
+	PerConnP1  float64 `json:"per_conn_p1,omitempty"`
+	PerConnP50 float64 `json:"per_conn_p50,omitempty"`
+	PerConnP99 float64 `json:"per_conn_p99,omitempty"`
+	PerConnMax float64 `json:"per_conn_max,omitempty"`
+}
+
+// setSpread fills the per-connection fields from each connection's round
+// trips in a window of secs seconds (nearest-rank percentiles).
+func (r *EchoResult) setSpread(counts []uint64, secs float64) {
+	if len(counts) == 0 || secs <= 0 {
+		return
+	}
+	s := slices.Clone(counts)
+	slices.Sort(s)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(s)))) - 1
+		return float64(s[min(max(i, 0), len(s)-1)]) / secs
+	}
+	r.PerConnMin = float64(s[0]) / secs
+	r.PerConnP1 = at(0.01)
+	r.PerConnP50 = at(0.50)
+	r.PerConnP99 = at(0.99)
+	r.PerConnMax = float64(s[len(s)-1]) / secs
 }
 
 const (
@@ -86,15 +116,17 @@ func Echo(ctx context.Context, s EchoSpec) (EchoResult, error) {
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		total    hist.Histogram
+		perConn  = make([]uint64, len(clients))
 		ferr     error
 	)
-	for _, c := range clients {
+	for i, c := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			h, err := c.pingPong(&phase, &measured, s.InFlight)
 			mu.Lock()
 			defer mu.Unlock()
+			perConn[i] = h.Count()
 			total.Merge(h)
 			if err != nil && ferr == nil {
 				ferr = err
@@ -162,6 +194,7 @@ func Echo(ctx context.Context, s EchoSpec) (EchoResult, error) {
 	res.P99ns = int64(total.Quantile(0.99))
 	res.MaxNs = int64(total.Max())
 	res.ClientUtil = float64(self1-self0) / float64(elapsed)
+	res.setSpread(perConn, res.Seconds)
 	if s.ServerPID > 0 {
 		res.ServerCPUns = int64(cpu1 - cpu0)
 		res.ServerUtil = float64(cpu1-cpu0) / float64(elapsed)

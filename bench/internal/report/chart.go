@@ -14,24 +14,42 @@ import (
 	"golang.org/x/image/math/fixed"
 )
 
+// ours holds the fixed colours of the floor and of our servers: greys for
+// the floor, reds for ours on net/http, purples for ours on the event-loop
+// backend, so each family reads as one in the chart.
+var ours = map[string]color.RGBA{
+	"floor":              {0x55, 0x55, 0x55, 0xff},
+	"ours":               {0xd6, 0x27, 0x28, 0xff},
+	"ours-event":         {0xff, 0x98, 0x96, 0xff},
+	"ours-loop":          {0x6a, 0x1b, 0x9a, 0xff},
+	"ours-loop-worker":   {0xb3, 0x7f, 0xd9, 0xff},
+	"ours-loop-blocking": {0xe0, 0xc8, 0xf0, 0xff},
+}
+
+// palette colours the peers, in the order they are listed.
 var palette = []color.RGBA{
-	{0x55, 0x55, 0x55, 0xff}, // floor: grey
-	{0xd6, 0x27, 0x28, 0xff}, // ours: red
-	{0xff, 0x98, 0x96, 0xff}, // ours-event: light red
 	{0x1f, 0x77, 0xb4, 0xff},
 	{0x2c, 0xa0, 0x2c, 0xff},
 	{0xff, 0x7f, 0x0e, 0xff},
-	{0x94, 0x67, 0xbd, 0xff},
 	{0x8c, 0x56, 0x4b, 0xff},
 	{0x17, 0xbe, 0xcf, 0xff},
 	{0xbc, 0xbd, 0x22, 0xff},
+	{0x7f, 0x7f, 0x7f, 0xff},
+	{0xe3, 0x77, 0xc2, 0xff},
 }
 
 // colorFor keeps each server's colour stable across panels.
 func colorFor(r *Results, server string) color.RGBA {
-	for i, s := range r.Servers {
+	if c, ok := ours[server]; ok {
+		return c
+	}
+	i := 0
+	for _, s := range r.Servers {
 		if s == server {
 			return palette[i%len(palette)]
+		}
+		if _, ok := ours[s]; !ok {
+			i++
 		}
 	}
 	return palette[0]

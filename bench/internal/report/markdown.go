@@ -71,10 +71,16 @@ func Markdown(r *Results) string {
 		p("Round trips/s counts echoes that came back whole and byte-identical; latency is from the write that carried a message to the read that completed its echo. ")
 		p("Server CPU is utime+stime of the server process over the measured window, divided by round trips. ")
 		p("Server CPU use well below 100%% means the server waited: on the load generator (one core, like the server) or, on a shared machine, on other processes taking its core; CPU per round trip is the number that does not depend on that. ")
+		p("The pipelined rows also show fairness directly: the slowest, median and fastest connection's round trips/s (medians over rounds); equal service puts all three near the total divided by the connections. ")
 		p("In the pipelined rows p99 mostly measures scheduling fairness: with GOMAXPROCS=1 a goroutine whose socket always has data never blocks, and the Go scheduler checks the network poller for the other connections only when its run queue empties or every 10 ms.\n\n")
 		for _, row := range r.Rows {
 			p("### %s (`%s`)\n\n", row.Title(), row.ID)
-			p("| Server | Round trips/s | p50 | p99 | Server CPU / round trip | vs floor | Server CPU use | Load gen CPU use |\n|---|---|---|---|---|---|---|---|\n")
+			spread := row.Pipelined()
+			if spread {
+				p("| Server | Round trips/s | p50 | p99 | Server CPU / round trip | vs floor | Server CPU use | Load gen CPU use | Per connection: min / p50 / max round trips/s |\n|---|---|---|---|---|---|---|---|---|\n")
+			} else {
+				p("| Server | Round trips/s | p50 | p99 | Server CPU / round trip | vs floor | Server CPU use | Load gen CPU use |\n|---|---|---|---|---|---|---|---|\n")
+			}
 			for _, s := range r.Servers {
 				st, ok := r.EchoStatsFor(row.ID, s)
 				if !ok {
@@ -84,10 +90,14 @@ func Markdown(r *Results) string {
 				if len(st.Errors) > 0 {
 					errs = fmt.Sprintf(" (%d failed: %s)", len(st.Errors), short(st.Errors[0]))
 				}
-				p("| %s%s | %s | %s | %s | %s | %s | %s | %s |\n", s, errs,
+				p("| %s%s | %s | %s | %s | %s | %s | %s | %s |", s, errs,
 					withRange(st.PerSec, fmtRate), withRange(st.P50, fmtNs), withRange(st.P99, fmtNs),
 					withRange(st.CPUPerRT, fmtNs), vsFloor(r, row.ID, s),
 					pct(st.ServerUtil.Med), pct(st.ClientUtil.Med))
+				if spread {
+					p(" %s |", connSpread(st))
+				}
+				p("\n")
 			}
 			p("\n")
 		}
@@ -246,4 +256,12 @@ func vsFloor(r *Results, row, server string) string {
 		return fmt.Sprintf("%.2f×", q.Med)
 	}
 	return fmt.Sprintf("%.2f× (%.2f–%.2f)", q.Med, q.Min, q.Max)
+}
+
+// connSpread formats the per-connection throughput of a pipelined row.
+func connSpread(st EchoStats) string {
+	if st.ConnP50.N == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%s / %s / %s", fmtRate(st.ConnMin.Med), fmtRate(st.ConnP50.Med), fmtRate(st.ConnMax.Med))
 }

@@ -151,12 +151,15 @@ func stat(v []float64) Stat {
 // EchoStats are the medians of one server on one row.
 type EchoStats struct {
 	PerSec, P50, P99, CPUPerRT, ServerUtil, ClientUtil Stat
-	Errors                                             []string
+	// ConnMin, ConnP50 and ConnMax are the spread of round trips/s over
+	// the connections (fairness), each a median over rounds.
+	ConnMin, ConnP50, ConnMax Stat
+	Errors                    []string
 }
 
 // EchoStatsFor gathers the rounds of one server on one row.
 func (r *Results) EchoStatsFor(row, server string) (EchoStats, bool) {
-	var ps, p50, p99, cpu, su, cu []float64
+	var ps, p50, p99, cpu, su, cu, cmin, cp50, cmax []float64
 	var st EchoStats
 	found := false
 	for _, e := range r.Echo {
@@ -174,7 +177,13 @@ func (r *Results) EchoStatsFor(row, server string) (EchoStats, bool) {
 		cpu = append(cpu, e.Result.CPUPerRTns)
 		su = append(su, e.Result.ServerUtil)
 		cu = append(cu, e.Result.ClientUtil)
+		if e.Result.PerConnP50 > 0 {
+			cmin = append(cmin, e.Result.PerConnMin)
+			cp50 = append(cp50, e.Result.PerConnP50)
+			cmax = append(cmax, e.Result.PerConnMax)
+		}
 	}
+	st.ConnMin, st.ConnP50, st.ConnMax = stat(cmin), stat(cp50), stat(cmax)
 	st.PerSec, st.P50, st.P99, st.CPUPerRT = stat(ps), stat(p50), stat(p99), stat(cpu)
 	st.ServerUtil, st.ClientUtil = stat(su), stat(cu)
 	return st, found

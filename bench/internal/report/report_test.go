@@ -167,3 +167,23 @@ func TestCPUTargetJudgesBestRuns(t *testing.T) {
 		t.Fatalf("best runs 11 vs 10.6 should meet the 1.05× budget: %+v", tg)
 	}
 }
+
+// The pipelined rows show each server's spread of per-connection
+// throughput (fairness); the one-in-flight rows do not.
+func TestConnSpreadColumn(t *testing.T) {
+	r := sample()
+	for i := range r.Echo {
+		if r.Echo[i].Row == "p" && r.Echo[i].Server == "ours" {
+			r.Echo[i].Result.PerConnMin, r.Echo[i].Result.PerConnP50, r.Echo[i].Result.PerConnMax = 12, 30, 45
+		}
+	}
+	md := Markdown(r)
+	if !strings.Contains(md, "| ours | ") || !strings.Contains(md, " 12 / 30 / 45 |") {
+		t.Fatalf("no per-connection spread for ours in the pipelined row:\n%s", md)
+	}
+	_, a, _ := strings.Cut(md, "(`a`)")
+	a, _, _ = strings.Cut(a, "###")
+	if strings.Contains(a, "Per connection") {
+		t.Fatalf("one-in-flight row has a spread column:\n%s", a)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -59,7 +60,8 @@ func Lookup(name string) (Server, bool) {
 }
 
 // Names lists every registered server in a stable order: the floor first,
-// then ours, then the peers alphabetically.
+// then ours on net/http, then ours on the event-loop backend, then the
+// peers alphabetically.
 func Names() []string {
 	regMu.Lock()
 	defer regMu.Unlock()
@@ -74,7 +76,10 @@ func Names() []string {
 		case "ours", "ours-event":
 			return 1
 		}
-		return 2
+		if strings.HasPrefix(n, "ours-loop") {
+			return 2
+		}
+		return 3
 	}
 	sort.Slice(names, func(i, j int) bool {
 		ri, rj := rank(names[i]), rank(names[j])

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func start(t *testing.T, name string, mode Mode) string {
 
 // The servers written in this module (the floor and ours) are run in
 // process under the race detector; the peers are exercised by the smoke run.
-var inProcess = []string{"floor", "ours", "ours-event"}
+var inProcess = []string{"floor", "ours", "ours-event", "ours-loop", "ours-loop-worker", "ours-loop-blocking"}
 
 func TestEchoRows(t *testing.T) {
 	for _, name := range inProcess {
@@ -85,7 +86,7 @@ func TestEchoRows(t *testing.T) {
 }
 
 func TestBroadcast(t *testing.T) {
-	for _, name := range []string{"floor", "ours"} {
+	for _, name := range []string{"floor", "ours", "ours-event", "ours-loop", "ours-loop-worker", "ours-loop-blocking"} {
 		t.Run(name, func(t *testing.T) {
 			addr := start(t, name, Broadcast)
 			r, err := load.Broadcast(context.Background(), load.BroadcastSpec{
@@ -160,8 +161,9 @@ func TestLoadDetectsWrongEcho(t *testing.T) {
 
 func TestNamesOrder(t *testing.T) {
 	n := Names()
-	if len(n) < 3 || n[0] != "floor" || n[1] != "ours" {
-		t.Fatalf("names %v: want the floor, then ours first", n)
+	want := []string{"floor", "ours", "ours-event", "ours-loop", "ours-loop-blocking", "ours-loop-worker"}
+	if len(n) <= len(want) || !slices.Equal(n[:len(want)], want) {
+		t.Fatalf("names %v: want %v first", n, want)
 	}
 }
 
