@@ -97,8 +97,23 @@ func (c *Conn) loopData(b []byte) {
 	l.working = true
 	l.mu.Unlock()
 	if start {
-		go c.loopWork()
+		l.goWork(c.loopWork)
 	}
+}
+
+// goWork runs fn on a goroutine of its own, counted for the server's
+// Close (NetConn.Work).
+func (l *loopLink) goWork(fn func()) {
+	wg := l.nc.Work
+	if wg == nil {
+		go fn()
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		fn()
+	}()
 }
 
 // loopEnded takes the end of the transport from the loop. Unless the
@@ -116,7 +131,7 @@ func (c *Conn) loopEnded(err error) {
 		}
 		l.working = true // no more bytes come: nothing else starts a worker
 		l.mu.Unlock()
-		go c.loopClosed(err)
+		l.goWork(func() { c.loopClosed(err) })
 		return
 	}
 	c.loopClosed(err)

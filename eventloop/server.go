@@ -108,7 +108,8 @@ type Server struct {
 	srv    *evloop.Server // set by start, under mu
 	done   chan struct{}  // closed by Close
 	closed bool           // Close was called, under mu
-	reqs   sync.WaitGroup // running handlers
+	reqs   sync.WaitGroup // running http.Handler calls
+	work   sync.WaitGroup // goroutines running the event API's handlers
 }
 
 // Defaults of Server.
@@ -226,9 +227,10 @@ func (s *Server) engine() *evloop.Server {
 
 // Close stops listening and drops every connection at once, as
 // http.Server.Close does (WebSocket peers see 1006). It returns once the
-// event loops have ended; each connection's OnClose has been called by
-// then, or, in the default handler mode, has been handed to its goroutine.
-// A server closed before it started does not start.
+// event loops have ended and every connection's OnClose has run (on the
+// loop, or on the connection's goroutine in the default handler mode,
+// which Close waits for at most CloseTimeout). A server closed before it
+// started does not start.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -242,8 +244,28 @@ func (s *Server) Close() error {
 		return nil
 	}
 	err := srv.Close()
+	s.awaitWork()
 	close(s.done)
 	return err
+}
+
+// awaitWork waits for the goroutines running the event API's handlers
+// (OnClose among them, after Close ended every connection), at most the
+// close timeout: a handler that blocks for ever must not hold Close too.
+func (s *Server) awaitWork() {
+	finished := make(chan struct{})
+	go func() { s.work.Wait(); close(finished) }()
+	d := s.CloseTimeout
+	if d <= 0 {
+		d = evloop.DefaultCloseTimeout
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-finished:
+	case <-t.C:
+		s.log().Warn("eventloop: Close did not wait longer for event handlers still running", "waited", d)
+	}
 }
 
 // Shutdown stops listening at once, then waits until the handlers still
@@ -313,6 +335,7 @@ func (s *Server) onData(c *evloop.Conn, b []byte) {
 		c.SetTimeout(0)
 		nc := evloop.NewNetConn(c, b[n:])
 		nc.Inline = s.HandlersOnLoop
+		nc.Work = &s.work
 		ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
 		r := parser.Request(ctx, nc.RemoteAddr().String())
 		c.SetContext(nc)

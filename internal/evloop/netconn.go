@@ -35,6 +35,11 @@ type NetConn struct {
 	// which the backend's configuration decides.
 	Inline bool
 
+	// Work, when set, counts the goroutines that the code above starts
+	// for this connection's handlers, so that the server can wait for
+	// them when it closes.
+	Work *sync.WaitGroup
+
 	mu     sync.Mutex
 	direct bool       // TakeOver is done: Deliver calls sink
 	sink   Sink       // set by TakeOver
