@@ -97,7 +97,6 @@ type Conn struct {
 	// and dropped then, so that an open connection does not carry them.
 	hs *handshakeInputs
 
-	maxLength    int64
 	closeTimeout time.Duration
 	subprotocol  string
 	pmd          *deflateConn // permessage-deflate state; nil when not negotiated
@@ -123,12 +122,12 @@ type Conn struct {
 
 	// Writing: one data message at a time holds msgSem; frameMu keeps frames
 	// whole on the wire so that control frames can go between fragments.
-	msgSem   semaphore
-	frameMu  sync.Mutex
-	writeErr error
-	batching atomic.Bool    // frames go to bat (see sendLocked); set and cleared under frameMu
-	bat      *writeBatch    // under frameMu
-	msgWrite *MessageWriter // NextWriter's, made on first use
+	msgSem      semaphore
+	frameMu     sync.Mutex
+	batching    atomic.Bool    // frames go to bat (see sendLocked); set and cleared under frameMu
+	writeFailed bool           // a write failed and cut the stream: writes report ErrClosed; under frameMu
+	bat         *writeBatch    // under frameMu
+	msgWrite    *MessageWriter // NextWriter's, made on first use
 
 	// Closing.
 	closeMu    sync.Mutex
@@ -169,7 +168,6 @@ func newConn(client bool, maxLength int64, closeTimeout time.Duration) *Conn {
 	}
 	c := &Conn{
 		client:       client,
-		maxLength:    maxLength,
 		closeTimeout: closeTimeout,
 		writeTimeout: DefaultWriteTimeout,
 	}

@@ -41,33 +41,34 @@ type event struct {
 // limits, fragmentation order, UTF-8 of text (fail fast, across fragments),
 // close payloads, and the maximum message length. Once it has returned an
 // error it keeps returning it.
+//
+// Its fields are ordered by size, not by topic, so that it packs without
+// padding: every connection carries one.
 type decoder struct {
-	expectMasked bool  // a server decodes masked client frames
-	maxLength    int64 // <= 0: unlimited
-	allowRSV1    bool  // permessage-deflate was negotiated
-
-	hdrBuf [maxHeaderSize]byte // a header split across inputs
-	hdrLen int
-
-	inFrame   bool
-	hdr       frameHeader
+	maxLength int64 // <= 0: unlimited
 	remaining int64 // payload bytes of the current frame not yet seen
-	maskPos   int
-
-	msgOpen       bool // a data message has started and not finished
-	msgFirst      bool // the next data event is the message's first
-	msgType       MessageType
-	msgCompressed bool
-	msgLen        int64 // payload bytes of the message so far (on the wire)
-	utf8          utf8Validator
+	msgLen    int64 // payload bytes of the message so far (on the wire)
+	hdr       frameHeader
+	err       error
 
 	// A control frame's payload is unmasked in place when it is whole in
 	// the input, and gathered here only when it arrives in pieces, which
 	// is rare: most connections never allocate it.
-	ctrl    *[maxControlPayload]byte
-	ctrlLen int
+	ctrl *[maxControlPayload]byte
 
-	err error
+	hdrBuf  [maxHeaderSize]byte // a header split across inputs
+	hdrLen  uint8
+	ctrlLen uint8 // bytes gathered in ctrl
+	maskPos uint8 // position in the mask key, 0-3
+	utf8    utf8Validator
+
+	expectMasked  bool // a server decodes masked client frames
+	allowRSV1     bool // permessage-deflate was negotiated
+	inFrame       bool
+	msgOpen       bool // a data message has started and not finished
+	msgFirst      bool // the next data event is the message's first
+	msgType       MessageType
+	msgCompressed bool
 }
 
 // parse consumes input from b and returns how much it consumed and at most
@@ -110,10 +111,10 @@ func (d *decoder) parseFrame(b []byte) (n int, ev event, err error) {
 			if d.ctrl == nil {
 				d.ctrl = new([maxControlPayload]byte)
 			}
-			chunk := d.ctrl[d.ctrlLen : d.ctrlLen+take]
+			chunk := d.ctrl[d.ctrlLen : int(d.ctrlLen)+take]
 			copy(chunk, b[n:n+take])
 			d.unmask(chunk)
-			d.ctrlLen += take
+			d.ctrlLen += uint8(take) // at most 125 in all
 			d.remaining -= int64(take)
 			n += take
 			if d.remaining > 0 {
@@ -167,12 +168,12 @@ func (d *decoder) readHeader(b []byte) (int, error) {
 			return 0, err
 		}
 		if hn == 0 {
-			d.hdrLen = copy(d.hdrBuf[:], b)
+			d.hdrLen = uint8(copy(d.hdrBuf[:], b))
 			return 0, nil
 		}
 	} else {
-		old := d.hdrLen
-		d.hdrLen += copy(d.hdrBuf[d.hdrLen:], b)
+		old := int(d.hdrLen)
+		d.hdrLen += uint8(copy(d.hdrBuf[d.hdrLen:], b))
 		h, hn, err = parseFrameHeader(d.hdrBuf[:d.hdrLen])
 		if err != nil {
 			return 0, err
@@ -258,7 +259,7 @@ func (d *decoder) startFrame(h frameHeader) error {
 
 func (d *decoder) unmask(p []byte) {
 	if d.hdr.masked {
-		d.maskPos = maskBytes(d.hdr.maskKey, d.maskPos, p)
+		d.maskPos = uint8(maskBytes(d.hdr.maskKey, int(d.maskPos), p))
 	}
 }
 

@@ -121,8 +121,8 @@ func (c *Conn) controlLimit() time.Duration {
 func (c *Conn) writeBytes(ctx context.Context, limit time.Duration, b []byte) error {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
+	if c.writeFailed {
+		return ErrClosed
 	}
 	g, err := c.beginWrite(ctx, limit)
 	if err != nil {
@@ -142,8 +142,8 @@ func (c *Conn) writeFrame(ctx context.Context, fin bool, rsv uint8, op opcode, p
 func (c *Conn) writeFrameWithin(ctx context.Context, limit time.Duration, fin bool, rsv uint8, op opcode, p []byte) error {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
+	if c.writeFailed {
+		return ErrClosed
 	}
 	g, err := c.beginWrite(ctx, limit)
 	if err != nil {
@@ -225,7 +225,7 @@ func (c *Conn) endWrite(g *ioGuard, err error) error {
 	// connection, reads and OnClose the cause. A socket closed under the
 	// write is already being finished by whoever closed it, with the
 	// reason that matters.
-	c.writeErr = ErrClosed
+	c.writeFailed = true
 	if err != ErrClosed {
 		ce := &CloseError{Code: StatusAbnormalClosure, Reason: strings.TrimPrefix(err.Error(), "websocket: ")}
 		if err == ErrWriteTimeout {
@@ -457,8 +457,8 @@ func (c *Conn) WritePrepared(ctx context.Context, pms ...*PreparedMessage) error
 func (c *Conn) writeFrames(ctx context.Context, pms []*PreparedMessage) error {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
+	if c.writeFailed {
+		return ErrClosed
 	}
 	g, err := c.beginWrite(ctx, c.writeTimeout)
 	if err != nil {
@@ -530,7 +530,7 @@ func (c *Conn) flushBatchLocked() error {
 func (c *Conn) beginBatch() {
 	c.frameMu.Lock()
 	defer c.frameMu.Unlock()
-	if c.batching.Load() || c.writeErr != nil {
+	if c.batching.Load() || c.writeFailed {
 		return
 	}
 	if c.bat == nil {
@@ -558,7 +558,7 @@ func (c *Conn) endBatch() {
 	}
 	var err error
 	bt := c.bat
-	if c.writeErr == nil && len(bt.buf) > 0 {
+	if !c.writeFailed && len(bt.buf) > 0 {
 		c.beginWrite(context.Background(), c.writeTimeout)
 		err = c.flushBatchLocked()
 	}
