@@ -97,23 +97,36 @@ func (c *Conn) loopData(b []byte) {
 	l.working = true
 	l.mu.Unlock()
 	if start {
-		l.goWork(c.loopWork)
+		l.startWork()
+		go l.work()
 	}
 }
 
-// goWork runs fn on a goroutine of its own, counted for the server's
-// Close (NetConn.Work).
-func (l *loopLink) goWork(fn func()) {
-	wg := l.nc.Work
-	if wg == nil {
-		go fn()
-		return
+// startWork and endWork count the connection's goroutines for the
+// server's Close (NetConn.Work).
+func (l *loopLink) startWork() {
+	if wg := l.nc.Work; wg != nil {
+		wg.Add(1)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		fn()
-	}()
+}
+
+func (l *loopLink) endWork() {
+	if wg := l.nc.Work; wg != nil {
+		wg.Done()
+	}
+}
+
+// work is the goroutine of a busy connection.
+func (l *loopLink) work() {
+	defer l.endWork()
+	l.c.loopWork()
+}
+
+// closeOffLoop is the goroutine that reports the end of an idle
+// connection.
+func (l *loopLink) closeOffLoop(err error) {
+	defer l.endWork()
+	l.c.loopClosed(err)
 }
 
 // loopEnded takes the end of the transport from the loop. Unless the
@@ -131,7 +144,8 @@ func (c *Conn) loopEnded(err error) {
 		}
 		l.working = true // no more bytes come: nothing else starts a worker
 		l.mu.Unlock()
-		l.goWork(func() { c.loopClosed(err) })
+		l.startWork()
+		go l.closeOffLoop(err)
 		return
 	}
 	c.loopClosed(err)
