@@ -95,12 +95,8 @@ func (c *Client) writeDirect(o *Outgoing) {
 	if c.killed.Load() || c.ctx.Err() != nil {
 		return
 	}
-	p := o.Plain
-	if c.json {
-		p = o.JSON
-	}
 	h := c.hub
-	err := c.conn.WriteText(context.Background(), p)
+	err := c.conn.WriteText(context.Background(), c.payload(o))
 	switch {
 	case err == nil:
 		h.Metrics.MessagesOut.Add(1)
@@ -146,6 +142,7 @@ func (c *Client) writeLoop() {
 	}
 	var lastPing int64
 	var buf []*Outgoing
+	var batch []*Payload // what one WriteTexts sends, reused
 	for {
 		select {
 		case <-c.q.notify:
@@ -172,23 +169,34 @@ func (c *Client) writeLoop() {
 		if d := h.cfg.WriteTimeout; d > 0 && len(items) > 0 {
 			wctx, wcancel = context.WithTimeout(c.ctx, d)
 		}
+		if bw, ok := c.conn.(BatchWriter); ok && len(items) > 1 {
+			batch = batch[:0]
+			for _, o := range items {
+				batch = append(batch, c.payload(o))
+			}
+			clear(items)
+			items = items[:0] // all of them are in batch
+			if c.killed.Load() || c.ctx.Err() != nil {
+				batch = batch[:0]
+			}
+			if len(batch) > 0 {
+				if err := bw.WriteTexts(wctx, batch); err != nil {
+					c.writeTimedOut(wctx)
+					wcancel()
+					c.writeFailed(err)
+					return
+				}
+				h.Metrics.MessagesOut.Add(uint64(len(batch)))
+			}
+			clear(batch)
+		}
 		for i, o := range items {
 			if c.killed.Load() || c.ctx.Err() != nil {
 				break
 			}
-			p := o.Plain
-			if c.json {
-				p = o.JSON
-			}
-			err := c.conn.WriteText(wctx, p)
+			err := c.conn.WriteText(wctx, c.payload(o))
 			if err != nil {
-				if errors.Is(wctx.Err(), context.DeadlineExceeded) && !c.killed.Load() {
-					// -write-timeout: the peer does not read fast
-					// enough, the other way a slow consumer shows (an
-					// overflowed queue, counted in send, kills first).
-					h.Metrics.SlowConsumers.Add(1)
-					h.log.Warn("slow consumer disconnected: write timed out", "nick", c.Nick(), "timeout", h.cfg.WriteTimeout, "remote", c.remote)
-				}
+				c.writeTimedOut(wctx)
 				wcancel()
 				c.writeFailed(err)
 				return
@@ -204,6 +212,25 @@ func (c *Client) writeLoop() {
 			}
 			return
 		}
+	}
+}
+
+// payload is what o is for this client: plain text or JSON.
+func (c *Client) payload(o *Outgoing) *Payload {
+	if c.json {
+		return o.JSON
+	}
+	return o.Plain
+}
+
+// writeTimedOut counts a write that failed on -write-timeout: the peer
+// does not read fast enough, the other way a slow consumer shows (an
+// overflowed queue, counted in send, kills first).
+func (c *Client) writeTimedOut(wctx context.Context) {
+	h := c.hub
+	if errors.Is(wctx.Err(), context.DeadlineExceeded) && !c.killed.Load() {
+		h.Metrics.SlowConsumers.Add(1)
+		h.log.Warn("slow consumer disconnected: write timed out", "nick", c.Nick(), "timeout", h.cfg.WriteTimeout, "remote", c.remote)
 	}
 }
 

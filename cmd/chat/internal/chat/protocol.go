@@ -48,6 +48,16 @@ type Conn interface {
 	Abort()
 }
 
+// BatchWriter is implemented by a Conn that can send several messages at
+// the cost of one: a writer that took a backlog from its queue hands it
+// over whole (one writev for a WebSocket connection), which is what keeps
+// a busy room's writers ahead of their queues. WriteTexts sends ps in
+// order, as WriteText would one by one; on error, how many went out is
+// unknown.
+type BatchWriter interface {
+	WriteTexts(ctx context.Context, ps []*Payload) error
+}
+
 // ErrConnClosing is what a Conn's WriteText and Ping return (wrapped) when
 // the connection is in its closing handshake or already over. The writer
 // then stops without Abort: the transport owes the peer the rest of the

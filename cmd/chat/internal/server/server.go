@@ -638,7 +638,38 @@ type transport struct {
 }
 
 func (t *transport) WriteText(ctx context.Context, p *chat.Payload) error {
-	// The frame is built once per payload and shared by every recipient.
+	pm, err := prepared(p)
+	if err != nil {
+		return err
+	}
+	return t.written(t.ws.WritePrepared(ctx, pm))
+}
+
+// WriteTexts sends a writer's backlog with one system call (a writev of
+// the prepared frames): a member that fell behind catches up at the cost
+// of one write, not one per message.
+func (t *transport) WriteTexts(ctx context.Context, ps []*chat.Payload) error {
+	pp := preparedPool.Get().(*[]*websocket.PreparedMessage)
+	defer func() {
+		clear(*pp)
+		*pp = (*pp)[:0]
+		preparedPool.Put(pp)
+	}()
+	for _, p := range ps {
+		pm, err := prepared(p)
+		if err != nil {
+			return err
+		}
+		*pp = append(*pp, pm)
+	}
+	return t.written(t.ws.WritePrepared(ctx, *pp...))
+}
+
+var preparedPool = sync.Pool{New: func() any { return new([]*websocket.PreparedMessage) }}
+
+// prepared returns p's frame, built once per payload and shared by every
+// recipient.
+func prepared(p *chat.Payload) (*websocket.PreparedMessage, error) {
 	switch v := p.Cached(func(b []byte) any {
 		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
 		if err != nil {
@@ -647,15 +678,19 @@ func (t *transport) WriteText(ctx context.Context, p *chat.Payload) error {
 		return pm
 	}).(type) {
 	case *websocket.PreparedMessage:
-		err := t.ws.WritePrepared(ctx, v)
-		if t.direct && errors.Is(err, eventloop.ErrWriteQueueFull) {
-			return fmt.Errorf("%w: %w", chat.ErrSlowConsumer, err)
-		}
-		return t.closing(err)
+		return v, nil
 	case error:
-		return v
+		return nil, v
 	}
-	return errors.New("chat: unexpected cached payload")
+	return nil, errors.New("chat: unexpected cached payload")
+}
+
+// written translates a write's error for the chat.
+func (t *transport) written(err error) error {
+	if t.direct && errors.Is(err, eventloop.ErrWriteQueueFull) {
+		return fmt.Errorf("%w: %w", chat.ErrSlowConsumer, err)
+	}
+	return t.closing(err)
 }
 
 func (t *transport) Ping(ctx context.Context) error { return t.closing(t.ws.SendPing(nil)) }
