@@ -199,15 +199,14 @@ func TestBatchOrdering(t *testing.T) {
 	}
 }
 
-// TestBatchShortWrites gathers far more than the socket takes for a peer
-// that is not reading yet: the sends come back short or with EAGAIN (and
-// must not wait in the kernel, which would stall the loop), the rest is
-// queued, and the peer, once it reads, gets every byte in order.
+// TestBatchShortWrites gathers far more than the sockets take for two
+// peers that are not reading yet: the sends come back short (and must not
+// wait in the kernel, which would stall the loop), the rest is queued,
+// and the peers, once they read, get every byte in order.
 func TestBatchShortWrites(t *testing.T) {
 	requireRing(t)
 	const chunks = 2048 // 2048 x 8 KiB = 16 MiB, more than loopback buffers hold
 	written := make(chan struct{})
-	var queued int
 	f := &fanout{}
 	f.onTrigger = func(rs []*Conn) {
 		for k := 0; k < chunks; k++ {
@@ -218,28 +217,34 @@ func TestBatchShortWrites(t *testing.T) {
 		close(written)
 	}
 	s := listen(t, Config{Loops: 1, MaxWriteQueue: 64 << 20, OnOpen: f.onOpen, OnData: f.onData})
-	peer := dial(t, s)
-	waitFor(t, func() bool { return s.NumConns() == 1 })
-	ctl := dial(t, s)
+	peers := []net.Conn{dial(t, s), dial(t, s)}
 	waitFor(t, func() bool { return s.NumConns() == 2 })
+	f.mu.Lock()
+	rcs := f.receivers
+	f.mu.Unlock()
+	ctl := dial(t, s)
+	waitFor(t, func() bool { return s.NumConns() == 3 })
 	ctl.Write([]byte{'G'})
 	<-written
-	// The loop flushes the batch; then what the socket did not take waits
-	// in the queue, since the peer reads nothing.
-	f.mu.Lock()
-	rc := f.receivers[0]
-	f.mu.Unlock()
-	waitFor(t, func() bool { queued = rc.queued(); return queued > 0 })
+	// The loop flushes the batch; then what the sockets did not take
+	// waits in the queues, since the peers read nothing.
+	queued := 0
+	waitFor(t, func() bool {
+		queued = rcs[0].queued() + rcs[1].queued()
+		return rcs[0].queued() > 0 && rcs[1].queued() > 0
+	})
 	var want []byte
 	for k := 0; k < chunks; k++ {
 		want = append(want, pattern(8<<10, k)...)
 	}
-	got := make([]byte, len(want))
-	if _, err := io.ReadFull(peer, got); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("bytes out of order or corrupted")
+	for _, peer := range peers {
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(peer, got); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatal("bytes out of order or corrupted")
+		}
 	}
 	s.Close()
 	enters, sends, _ := ringStats(s)
@@ -288,5 +293,34 @@ func TestBatchSendError(t *testing.T) {
 	s.Close()
 	if _, sends, _ := ringStats(s); sends == 0 {
 		t.Fatal("the batch was not used")
+	}
+}
+
+// TestBatchCloseSameWakeup closes connections right after writing to
+// them, and has the loop take the close in the same wake-up (as when the
+// wake-up event came with the data): a connection whose bytes are still
+// in the batch counts as having a queue, so its end of the stream goes
+// out after them, not before.
+func TestBatchCloseSameWakeup(t *testing.T) {
+	requireRing(t)
+	f := &fanout{}
+	f.onTrigger = func(rs []*Conn) {
+		for _, c := range rs {
+			c.Write([]byte("last words"))
+			c.Close()
+		}
+		rs[0].loop.wakeup() // what the loop does when the wake-up event is in this round
+	}
+	s := listen(t, Config{Loops: 1, OnOpen: f.onOpen, OnData: f.onData})
+	peers := []net.Conn{dial(t, s), dial(t, s)}
+	waitFor(t, func() bool { return s.NumConns() == 2 })
+	ctl := dial(t, s)
+	waitFor(t, func() bool { return s.NumConns() == 3 })
+	ctl.Write([]byte{'G'})
+	for _, p := range peers {
+		if b, err := io.ReadAll(p); err != nil || string(b) != "last words" {
+			t.Fatalf("peer got %q, %v", b, err)
+		}
+		p.Close()
 	}
 }
