@@ -16,13 +16,6 @@ import (
 // measured apart from the client's.
 const clientEnv = "EVLOOP_TEST_CLIENT"
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
 // runClient connects EVLOOP_CONNS connections to EVLOOP_ADDR and prints
 // "ready". In mode "echo" each line "n" on stdin then runs n round trips
 // of EVLOOP_SIZE bytes in total over the connections, one in flight per

@@ -53,6 +53,8 @@ package evloop
 
 import (
 	"errors"
+	"os"
+	"strconv"
 	"time"
 )
 
@@ -141,3 +143,11 @@ var (
 	// closed.
 	ErrServerClosed = errors.New("evloop: server closed")
 )
+
+// envInt reads a number from the environment, or gives def.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
