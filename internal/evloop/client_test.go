@@ -16,17 +16,12 @@ import (
 // measured apart from the client's.
 const clientEnv = "EVLOOP_TEST_CLIENT"
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
 // runClient connects EVLOOP_CONNS connections to EVLOOP_ADDR and prints
 // "ready". In mode "echo" each line "n" on stdin then runs n round trips
 // of EVLOOP_SIZE bytes in total over the connections, one in flight per
-// connection, and prints "done". The client ends at EOF on stdin.
+// connection, and prints "done". In mode "fanout" every connection reads
+// messages of EVLOOP_SIZE bytes, and the client prints "got" each time
+// all of them have had one more. The client ends at EOF on stdin.
 func runClient() int {
 	mode, addr := os.Getenv(clientEnv), os.Getenv("EVLOOP_ADDR")
 	conns, size := envInt("EVLOOP_CONNS", 1000), envInt("EVLOOP_SIZE", 1024)
@@ -38,6 +33,9 @@ func runClient() int {
 			return 1
 		}
 		cs[i] = c
+	}
+	if mode == "fanout" {
+		startReceivers(cs, size)
 	}
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
@@ -74,4 +72,24 @@ func runClient() int {
 		c.Close()
 	}
 	return 0
+}
+
+// startReceivers has each connection read messages of size bytes; the
+// reader that completes a round (all connections have one more message)
+// prints "got".
+func startReceivers(cs []net.Conn, size int) {
+	var got atomic.Int64
+	for _, c := range cs {
+		go func() {
+			buf := make([]byte, size)
+			for {
+				if _, err := io.ReadFull(c, buf); err != nil {
+					return // the connection is closed at the end
+				}
+				if got.Add(1)%int64(len(cs)) == 0 {
+					fmt.Println("got")
+				}
+			}
+		}()
+	}
 }

@@ -169,6 +169,7 @@ const (
 	flagNotified             // the connection is on its loop's task list
 	flagPaused               // PauseReading: EPOLLIN is out of the event mask
 	flagLinger               // our end of the stream is shut: reads are drained and dropped until the peer's end
+	flagGathered             // bytes of the connection are in its loop's batch (batch_linux.go)
 )
 
 // Close reasons, kept as a byte to keep Conn small.
@@ -291,7 +292,11 @@ func (c *Conn) Write(b []byte) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.out == nil {
+	if gathered, err := c.loop.gatherLocked(c, b); gathered {
+		c.mu.Unlock()
+		return err
+	}
+	if c.out == nil && c.flags&flagGathered == 0 {
 		n, err := write(int(c.fd), b)
 		if err != nil {
 			c.failLocked(reasonWrite, err)
@@ -458,6 +463,8 @@ type loop struct {
 	harvest  func(fd uintptr) bool
 	taken    []int
 	todo     []*Conn
+
+	batch batch // writes gathered while the loop is awake (batch_linux.go)
 }
 
 const wakeSlot = -1 // the epoll data of the wake-up eventfd
@@ -480,10 +487,12 @@ func newLoop(s *Server) (*loop, error) {
 	}
 	l := &loop{s: s, epfd: epfd, wakefd: wfd, events: make([]syscall.EpollEvent, 256)}
 	l.wheel.init(s.cfg.TimerResolution)
+	l.initBatch()
 	return l, nil
 }
 
 func (l *loop) closeFds() {
+	l.closeBatch()
 	if l.file != nil {
 		l.file.Close() // owns epfd
 	} else {
@@ -537,6 +546,7 @@ func (l *loop) run() {
 	}
 	for {
 		n := wait()
+		l.openBatch()
 		wake := false
 		for _, ev := range l.events[:n] {
 			if ev.Fd == wakeSlot {
@@ -554,6 +564,7 @@ func (l *loop) run() {
 			return
 		}
 		l.wheel.advance(l)
+		l.flushBatch()
 	}
 }
 
@@ -748,7 +759,7 @@ func (l *loop) wakeup() bool {
 		l.todo[i] = nil
 		c.mu.Lock()
 		c.flags &^= flagNotified
-		queued := c.out != nil
+		queued := c.out != nil || c.flags&flagGathered != 0
 		failed := c.reason != reasonLocal
 		c.mu.Unlock()
 		if c.fd < 0 {

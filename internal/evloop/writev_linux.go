@@ -19,7 +19,7 @@ func (c *Conn) Writev(bufs [][]byte) error {
 		return ErrClosed
 	}
 	var first []byte
-	if c.out == nil {
+	if c.out == nil && c.flags&flagGathered == 0 { // else bytes wait in the loop's batch: these go after them
 		n, err := writev(int(c.fd), bufs)
 		if err != nil {
 			c.failLocked(reasonWrite, err)
