@@ -32,6 +32,31 @@
 // TestServer/5.2_reserved_bits/rsv1_set; the section comments name the
 // Autobahn TestSuite category each one covers.
 //
+// TestServerEventLoop, TestServerEventLoopEvents and
+// TestServerEventLoopEventsOnLoop run every server case, and the first the
+// opening-handshake table too, against the same echo handlers served by
+// the event-loop backend (package eventloop) instead of net/http: the
+// blocking API, the event API with its handlers on a goroutine per busy
+// connection (the default), and the event API with
+// Server.HandlersOnLoop. startHandler in harness_test.go starts a handler
+// on a named backend. Client cases and HTTP/2 do not apply there (the
+// backend is an HTTP/1.1 server without TLS). Two differences are
+// explicit:
+//
+//   - The backend's request parser (internal/upgrade) takes the strict
+//     answer where RFC 9112 lets a server choose, so these handshake cases
+//     expect 400 there and 101 on net/http: a bare LF ending a header line
+//     (RFC 9112 2.2: a recipient MAY accept it), an obs-fold continuation
+//     line (RFC 9112 5.2: refuse with 400 or replace with SP), and a
+//     request-target with bytes above 0x7F (RFC 9112 3.2 and RFC 3986: a
+//     target is ASCII; an invalid request-line SHOULD get 400). Each such
+//     case sets hsCase.evloop and cites its rule in evloopNote; the
+//     subtest logs it.
+//   - The backend never blocks a sender: a connection whose write queue
+//     would pass Server.MaxWriteQueue (4 MiB by default) is dropped. The
+//     suite's servers set it above the largest echo (16 MiB), as an
+//     application sending such messages must.
+//
 // A case (tcase in harness_test.go) lists the frames the tester sends and the
 // single outcome the library must produce: the echoes and pongs it must send,
 // then either a normal closing handshake or a close frame with a given code,

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wsdriver/websocket"
+	"github.com/wsdriver/websocket/eventloop"
 )
 
 // side says which end of the library a case applies to.
@@ -423,14 +424,58 @@ func (p *prefixBuffer) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// startEchoServer serves the echo handler on 127.0.0.1. Each handler run reports
-// how its read loop ended on the returned channel.
-func startEchoServer(t *testing.T, opts *websocket.ServerOptions, a api) (*httptest.Server, chan error) {
+// backend is the server backend a case's echo handler runs on; the wire
+// behaviour must not depend on it, except where a handshake case says so.
+type backend uint8
+
+const (
+	backendHTTP            backend = iota // net/http (httptest.Server)
+	backendEventLoop                      // eventloop.Server, event API handlers on a worker goroutine
+	backendEventLoopInline                // eventloop.Server with HandlersOnLoop
+)
+
+func (b backend) String() string {
+	switch b {
+	case backendEventLoop:
+		return "eventloop"
+	case backendEventLoopInline:
+		return "eventloop-on-loop"
+	}
+	return "net/http"
+}
+
+// startHandler serves h on 127.0.0.1 with backend b until the test ends and
+// returns the server's host:port.
+func startHandler(t *testing.T, b backend, h http.Handler) string {
+	t.Helper()
+	if b == backendHTTP {
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return srv.Listener.Addr().String()
+	}
+	// One loop is enough for one connection, and keeps the suite's many
+	// parallel servers from starting a loop per core each. The write queue
+	// must hold the largest echo (16 MiB, 10.4_limits): this backend never
+	// blocks a sender, and drops a connection whose queue would pass
+	// MaxWriteQueue (4 MiB by default), even when the peer reads.
+	srv := &eventloop.Server{Handler: h, Loops: 1, HandlersOnLoop: b == backendEventLoopInline, MaxWriteQueue: maxEcho + 1<<20}
+	if err := srv.Listen("127.0.0.1:0"); err != nil {
+		t.Fatalf("eventloop: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv.Addr().String()
+}
+
+// maxEcho is the largest message a case has the library echo.
+const maxEcho = 16 << 20
+
+// startEchoServer serves the echo handler on 127.0.0.1 with backend b and
+// returns its host:port. Each handler run reports how its read loop ended
+// on the returned channel.
+func startEchoServer(t *testing.T, b backend, opts *websocket.ServerOptions, a api) (string, chan error) {
 	t.Helper()
 	res := make(chan error, 4)
-	srv := httptest.NewServer(echoServerHandler(opts, a, res))
-	t.Cleanup(srv.Close)
-	return srv, res
+	return startHandler(t, b, echoServerHandler(opts, a, res)), res
 }
 
 // echoServerHandler is the library's echo server written with API a; each
@@ -592,14 +637,22 @@ func setupDeflatePeer(t *testing.T, p *rawPeer, exts []string, nt takeoverSide) 
 	}
 }
 
-// runServerCase runs c against the library's server side.
-func runServerCase(t *testing.T, c tcase, a api) {
+// runServerCase runs c against the library's server side on net/http.
+func runServerCase(t *testing.T, c tcase, a api) { runServerCaseOn(t, backendHTTP, c, a) }
+
+// serverCasesOn returns runServerCase for backend b, in runSections' shape.
+func serverCasesOn(b backend) func(*testing.T, tcase, api) {
+	return func(t *testing.T, c tcase, a api) { runServerCaseOn(t, b, c, a) }
+}
+
+// runServerCaseOn runs c against the library's server side on backend b.
+func runServerCaseOn(t *testing.T, b backend, c tcase, a api) {
 	opts := &websocket.ServerOptions{MaxLength: c.maxLength, CloseTimeout: closeTimeout}
 	if c.deflate {
 		opts.Compression = deflateOptions()
 	}
-	srv, res := startEchoServer(t, opts, a)
-	p := openServerConn(t, srv.Listener.Addr().String(), t.Name(), c.deflate, c.noTakeover)
+	addr, res := startEchoServer(t, b, opts, a)
+	p := openServerConn(t, addr, t.Name(), c.deflate, c.noTakeover)
 	runWire(t, p, c)
 	p.conn.Close()
 	checkLibResult(t, c, res, "server")

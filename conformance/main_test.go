@@ -99,8 +99,30 @@ func waitForLeaks(before map[string]string, grace time.Duration) []string {
 // TestServer drives the library's server side (websocket.Accept with an echo
 // loop) from a raw-TCP client that builds and masks every frame by hand.
 func TestServer(t *testing.T) {
-	t.Run("4.2_opening_handshake", testServerHandshake)
+	t.Run("4.2_opening_handshake", serverHandshakeOn(backendHTTP))
 	runSections(t, allSections(), serverOnly, apiBlocking, runServerCase)
+}
+
+// TestServerEventLoop runs the server's cases, the opening handshake
+// included, against the same blocking-API echo handler served by the
+// event-loop backend (eventloop.Server) instead of net/http.
+func TestServerEventLoop(t *testing.T) {
+	t.Run("4.2_opening_handshake", serverHandshakeOn(backendEventLoop))
+	runSections(t, allSections(), serverOnly, apiBlocking, serverCasesOn(backendEventLoop))
+}
+
+// TestServerEventLoopEvents runs the same cases against the event-API echo
+// server on the event-loop backend, whose handlers run on a goroutine per
+// busy connection (the default).
+func TestServerEventLoopEvents(t *testing.T) {
+	runSections(t, allSections(), serverOnly, apiEvents, serverCasesOn(backendEventLoop))
+}
+
+// TestServerEventLoopEventsOnLoop runs the same cases against the event-API
+// echo server on the event-loop backend with HandlersOnLoop, where the
+// handlers run on the event loop itself.
+func TestServerEventLoopEventsOnLoop(t *testing.T) {
+	runSections(t, allSections(), serverOnly, apiEvents, serverCasesOn(backendEventLoopInline))
 }
 
 // TestServerEvents runs the same cases against a server written with the

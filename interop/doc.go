@@ -2,7 +2,11 @@
 // tests that run the library against real peers (Chromium, Node's ws,
 // Python's websockets, gorilla/websocket, coder/websocket), as a server for
 // their clients and as a client of their servers, and render the result as
-// the matrix committed in docs/INTEROP.md.
+// the matrix committed in docs/INTEROP.md. As a server, the library runs
+// on net/http and on the event-loop backend (package eventloop), whose
+// connections are sniffed through a TCP relay (relay_test.go) since its
+// net.Conn cannot be wrapped; loopBackends (harness_test.go) says which
+// of its API styles run with which peer.
 //
 // It is its own module so that the peers' Go modules stay out of the
 // library's go.mod. Everything lives in the _test.go files; run it with

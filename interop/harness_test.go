@@ -12,10 +12,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wsdriver/websocket"
+	"github.com/wsdriver/websocket/eventloop"
 )
 
 // peerResult is a peer's verdict on one case.
@@ -64,6 +66,56 @@ const (
 // apis are the styles of our API the matrix covers, one table each.
 var apis = []API{APIBlocking, APIEvents}
 
+// Backend is the server backend of an "our server" column.
+type Backend string
+
+const (
+	// BackendHTTP is net/http (httptest.Server); our client's columns
+	// have it too, as they have no backend of ours.
+	BackendHTTP Backend = "net-http"
+	// BackendEventLoop is package eventloop, the event API's handlers on
+	// a goroutine per busy connection (its default).
+	BackendEventLoop Backend = "eventloop"
+	// BackendEventLoopOnLoop is package eventloop with HandlersOnLoop.
+	BackendEventLoopOnLoop Backend = "eventloop-on-loop"
+)
+
+// loopBackends lists the event-loop columns of peer p's client against
+// our server with API api. HandlersOnLoop changes nothing for the blocking
+// API, whose handler owns its goroutine, so there are three styles: the
+// blocking API, the event API with its handlers on a worker, the event
+// API on the loop. Running every style with every peer would double the
+// matrix's time, so each peer runs two or three and each style runs with
+// three or four peers, chosen for what the peer's client exercises:
+// Chromium (no fragments, no pings, always deflate) is the event API's
+// typical client, so both event styles; Node ws (every capability) all
+// three; Python websockets the blocking API and the worker; gorilla the
+// blocking API and the loop; coder both event styles.
+func loopBackends(p peer, api API) []Backend {
+	type style struct {
+		b   Backend
+		api API
+	}
+	var (
+		blocking = style{BackendEventLoop, APIBlocking}
+		worker   = style{BackendEventLoop, APIEvents}
+		onLoop   = style{BackendEventLoopOnLoop, APIEvents}
+	)
+	var out []Backend
+	for _, s := range map[string][]style{
+		"chromium":          {worker, onLoop},
+		"node-ws":           {blocking, worker, onLoop},
+		"python-websockets": {blocking, worker},
+		"gorilla":           {blocking, onLoop},
+		"coder":             {worker, onLoop},
+	}[p.Name()] {
+		if s.api == api {
+			out = append(out, s.b)
+		}
+	}
+	return out
+}
+
 // caseFilter selects the cases to run by name, from INTEROP_CASES (a
 // regular expression; all cases when unset). -run cannot do it: a column
 // runs its cases over one peer process, and they are reported afterwards.
@@ -84,7 +136,10 @@ func TestInterop(t *testing.T) {
 			}
 			theMatrix.addPeer(p)
 			for _, api := range apis {
-				t.Run("our-server-"+string(api), func(t *testing.T) { testOurServer(t, p, api) })
+				t.Run("our-server-"+string(api), func(t *testing.T) { testOurServer(t, p, api, BackendHTTP) })
+				for _, b := range loopBackends(p, api) {
+					t.Run("our-server-"+string(b)+"-"+string(api), func(t *testing.T) { testOurServer(t, p, api, b) })
+				}
 				if p.HasServer() {
 					t.Run("our-client-"+string(api), func(t *testing.T) { testOurClient(t, p, api) })
 				}
@@ -110,11 +165,11 @@ func applicable(col column) []Case {
 	return run
 }
 
-func testOurServer(t *testing.T, p peer, api API) {
-	col := column{p, dirOurServer, api}
+func testOurServer(t *testing.T, p peer, api API, b Backend) {
+	col := column{p, dirOurServer, api, b}
 	cases := applicable(col)
 	reports := newReportBox(cases)
-	srv := newOurServer(t, cases, api, reports.put)
+	srv := newOurServer(t, cases, api, b, reports.put)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout(cases))
 	defer cancel()
 	runErr := p.RunClient(ctx, t, srv, cases, reports.put)
@@ -126,7 +181,7 @@ func testOurServer(t *testing.T, p peer, api API) {
 }
 
 func testOurClient(t *testing.T, p peer, api API) {
-	col := column{p, dirOurClient, api}
+	col := column{p, dirOurClient, api, BackendHTTP}
 	cases := applicable(col)
 	reports := newReportBox(cases)
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout(cases))
@@ -232,7 +287,11 @@ var browserPage []byte
 // ourServer is our server for one column: /case/NAME runs a case; the
 // other paths serve the browser page and collect its verdicts.
 type ourServer struct {
-	srv      *httptest.Server
+	srv  *httptest.Server
+	loop *eventloop.Server // the event-loop backend's server, or nil
+	// relay is in front of loop (and srv) when loop is set. It is set
+	// after the servers start, so their handlers read it atomically.
+	relay    atomic.Pointer[sniffRelay]
 	api      API
 	cases    map[string]Case
 	caseList []Case
@@ -247,7 +306,7 @@ type ourServer struct {
 
 type connKey struct{}
 
-func newOurServer(t *testing.T, cases []Case, api API, report func(peerResult)) *ourServer {
+func newOurServer(t *testing.T, cases []Case, api API, b Backend, report func(peerResult)) *ourServer {
 	s := &ourServer{
 		api:       api,
 		report:    report,
@@ -305,11 +364,47 @@ func newOurServer(t *testing.T, cases []Case, api API, report func(peerResult)) 
 	}
 	s.srv.Start()
 	t.Cleanup(s.srv.Close)
+	if b == BackendHTTP {
+		return s
+	}
+	// The event-loop backend serves the same mux; the relay in front routes
+	// the cases' WebSockets to it, sniffed, and the browser's plain HTTP
+	// (POSTs included, which that backend does not serve) to srv.
+	s.loop = &eventloop.Server{Handler: mux, HandlersOnLoop: b == BackendEventLoopOnLoop, MaxWriteQueue: maxQueue}
+	if err := s.loop.Listen("127.0.0.1:0"); err != nil {
+		t.Fatalf("eventloop: %v", err)
+	}
+	t.Cleanup(func() { s.loop.Close() })
+	relay, err := newSniffRelay(s.loop.Addr().String(), s.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.relay.Store(relay)
+	t.Cleanup(relay.close) // first, while the servers still run
 	return s
 }
 
-// addr is host:port of the server.
-func (s *ourServer) addr() string { return s.srv.Listener.Addr().String() }
+// maxQueue is the event-loop server's MaxWriteQueue: that backend never
+// blocks a sender and drops a connection whose queue would pass it, so it
+// must hold the largest case's message (16 MiB) and its framing.
+const maxQueue = 32 << 20
+
+// addr is host:port of the server the peer connects to.
+func (s *ourServer) addr() string {
+	if r := s.relay.Load(); r != nil {
+		return r.addr()
+	}
+	return s.srv.Listener.Addr().String()
+}
+
+// sniffOf returns the sniffer of r's connection, or nil.
+func (s *ourServer) sniffOf(r *http.Request) *sniffConn {
+	if relay := s.relay.Load(); relay != nil {
+		return relay.sniffFor(r.RemoteAddr)
+	}
+	sn, _ := r.Context().Value(connKey{}).(*sniffConn)
+	return sn
+}
 
 func (s *ourServer) handleCase(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
@@ -318,9 +413,9 @@ func (s *ourServer) handleCase(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	sn, _ := r.Context().Value(connKey{}).(*sniffConn)
+	sn := s.sniffOf(r)
 	if sn == nil {
-		s.setResult(name, fmt.Errorf("internal: connection %T is not sniffed", r.Context().Value(connKey{})))
+		s.setResult(name, fmt.Errorf("internal: connection from %s is not sniffed", r.RemoteAddr))
 		http.Error(w, "not sniffed", http.StatusInternalServerError)
 		return
 	}

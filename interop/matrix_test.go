@@ -46,21 +46,37 @@ type cell struct {
 type cellKey struct {
 	peer, dir string
 	api       API
+	backend   Backend
 	kase      string
 }
 
-// column is one column of the matrix: a peer, a direction and the API our
-// side used.
+// column is one column of the matrix: a peer, a direction, the API our
+// side used and, for our server, its backend.
 type column struct {
-	p   peer
-	dir string
-	api API
+	p       peer
+	dir     string
+	api     API
+	backend Backend
 }
 
-func (col column) key(c Case) cellKey { return cellKey{col.p.Name(), col.dir, col.api, c.Name} }
+func (col column) key(c Case) cellKey {
+	return cellKey{col.p.Name(), col.dir, col.api, col.backend, c.Name}
+}
 
 func (col column) where(c Case) string {
-	return fmt.Sprintf("%s, %s (%s API), %s", col.p.Title(), col.dir, col.api, c.Title)
+	return fmt.Sprintf("%s, %s%s (%s API), %s", col.p.Title(), col.dir, backendSuffix(col.backend, ", "), col.api, c.Title)
+}
+
+// backendSuffix names an event-loop backend after sep; net/http, the
+// matrix's first backend, goes unnamed.
+func backendSuffix(b Backend, sep string) string {
+	switch b {
+	case BackendEventLoop:
+		return sep + "event loop"
+	case BackendEventLoopOnLoop:
+		return sep + "event loop, handlers on loop"
+	}
+	return ""
 }
 
 // matrix collects the cells of a run.
@@ -88,9 +104,12 @@ func (m *matrix) set(col column, c Case, ce cell) {
 func columns(api API) []column {
 	var cols []column
 	for _, p := range peers() {
-		cols = append(cols, column{p, dirOurServer, api})
+		cols = append(cols, column{p, dirOurServer, api, BackendHTTP})
+		for _, b := range loopBackends(p, api) {
+			cols = append(cols, column{p, dirOurServer, api, b})
+		}
 		if p.HasServer() {
-			cols = append(cols, column{p, dirOurClient, api})
+			cols = append(cols, column{p, dirOurClient, api, BackendHTTP})
 		}
 	}
 	return cols
@@ -145,7 +164,8 @@ func (m *matrix) markdown() string {
 	} else {
 		fmt.Fprintf(&b, "Result: **%d of %d cells FAIL** (%d pass, %d not applicable).\n\n", fail, pass+fail, pass, na)
 	}
-	b.WriteString("*our server*: the peer's client connects to our server. *our client*: our client connects to the peer's server.\n")
+	b.WriteString("*our server*: the peer's client connects to our server, on net/http unless the column says *event loop* (package `eventloop`;\n")
+	b.WriteString("*handlers on loop*: with HandlersOnLoop; its connections are sniffed through a TCP relay). *our client*: our client connects to the peer's server.\n")
 	b.WriteString("Each case runs once per style of our API: one table per style, for RFC 6455 alone and for compression.\n")
 
 	for _, sec := range sections {
@@ -190,7 +210,7 @@ func writeTable(b *strings.Builder, m *matrix, sec Section, api API, cases []Cas
 	}
 	b.WriteString("| case |")
 	for _, col := range cols {
-		fmt.Fprintf(b, " %s<br>%s |", col.p.Title(), col.dir)
+		fmt.Fprintf(b, " %s<br>%s%s |", col.p.Title(), col.dir, backendSuffix(col.backend, "<br>"))
 	}
 	b.WriteString("\n|---|")
 	for range cols {

@@ -235,7 +235,7 @@ func exchangeFirst(oc *ourConn, c Case) error {
 		if err := w.Close(); err != nil {
 			return fmt.Errorf("closing the message writer: %w", err)
 		}
-		if n := oc.sniff.out.count(opContinuation); n == 0 {
+		if !oc.sniff.awaitOut(func() bool { return oc.sniff.out.count(opContinuation) > 0 }) {
 			return errors.New("our NextWriter sent the message as a single frame")
 		}
 	} else if c.Prepared {
@@ -279,6 +279,11 @@ func exchangeFirst(oc *ourConn, c Case) error {
 // response as it crossed the wire, and whether our side was the server
 // (the response went out).
 func agreedExtensions(oc *ourConn) (string, bool, error) {
+	oc.sniff.awaitOut(func() bool {
+		_, in := oc.sniff.in.headerValues("Sec-WebSocket-Extensions")
+		_, out := oc.sniff.out.headerValues("Sec-WebSocket-Extensions")
+		return in || out
+	})
 	if v, ok := oc.sniff.in.headerValues("Sec-WebSocket-Extensions"); ok {
 		return strings.Join(v, ", "), false, nil
 	}
@@ -356,6 +361,7 @@ func checkDeflateFrames(oc *ourConn, c Case) error {
 	}
 	// Our side sent only the case's messages; the peer also sent its digest,
 	// which may go either way.
+	oc.sniff.awaitOut(func() bool { return check("we", oc.sniff.out.snapshot(), c.count()) == nil })
 	if err := check("we", oc.sniff.out.snapshot(), c.count()); err != nil {
 		return err
 	}
@@ -522,6 +528,7 @@ func runCloseFromPeer(oc *ourConn, _ Case) error {
 	if ce.Code != closeFromPeer.code || ce.Reason != closeFromPeer.reason {
 		return fmt.Errorf("got close %d %q, want %d %q", ce.Code, ce.Reason, closeFromPeer.code, closeFromPeer.reason)
 	}
+	oc.sniff.awaitOut(func() bool { return oc.sniff.out.count(opClose) >= 1 })
 	if n := oc.sniff.out.count(opClose); n != 1 {
 		return fmt.Errorf("we sent %d close frames, want 1 (the echo)", n)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 )
 
 // sniffConn watches the frames crossing our side's TCP connection, in both
@@ -15,6 +16,34 @@ import (
 type sniffConn struct {
 	net.Conn
 	in, out frameScanner
+	// outDone, for a connection seen through a sniffRelay, is closed once
+	// the relay has passed on the end of what our server wrote; nil when
+	// the sniffer wraps our own end and sees each write as it is made.
+	outDone chan struct{}
+}
+
+// awaitOut reports whether ok holds for what our side wrote. A sniffer on
+// our own end sees a write as it is made, so ok is asked once; a relayed
+// one sees it once the relay has read it, so ok is asked again as frames
+// arrive, until it holds, our server ends its stream, or a long timeout.
+func (s *sniffConn) awaitOut(ok func() bool) bool {
+	if s.outDone == nil {
+		return ok()
+	}
+	timeout := time.NewTimer(caseTimeout)
+	defer timeout.Stop()
+	for {
+		if ok() {
+			return true
+		}
+		select {
+		case <-s.out.changed():
+		case <-s.outDone:
+			return ok()
+		case <-timeout.C:
+			return false
+		}
+	}
 }
 
 // newClientSniff wraps a connection our client dialed: both directions
@@ -92,6 +121,17 @@ type frameScanner struct {
 	masked    bool
 	off       uint64
 	frames    []frameRecord
+	notify    chan struct{} // gets a token when bytes have been fed
+}
+
+// changed returns a channel that gets a token when bytes have been fed.
+func (f *frameScanner) changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.notify == nil {
+		f.notify = make(chan struct{}, 1)
+	}
+	return f.notify
 }
 
 func (f *frameScanner) reset(inHeaders bool) {
@@ -109,6 +149,14 @@ func (f *frameScanner) feed(p []byte) {
 	defer f.mu.Unlock()
 	if !f.active {
 		return // a server connection's scanner waits for startServer
+	}
+	if f.notify != nil {
+		defer func() {
+			select {
+			case f.notify <- struct{}{}:
+			default:
+			}
+		}()
 	}
 	for len(p) > 0 {
 		switch {

@@ -8,13 +8,22 @@
 //	wsecho -addr 127.0.0.1:9001 -max-length 16777216 -protocols chat,echo -header 'X-Server: wsecho'
 //	wsecho -api event -compress
 //
+// -backend picks the server under the handler: http (net/http, the
+// default) or eventloop (package eventloop: a few event loops, no
+// goroutine per idle connection), where -handlers-on-loop runs the event
+// API's handlers on the loop itself:
+//
+//	wsecho -backend eventloop -api event -handlers-on-loop
+//
 // Every flag can also be set through the environment variable named in
 // -help. It echoes on every path and, being a test tool, accepts every
 // origin unless -check-origin is given. Its HTTP server closes keep-alive
 // connections idle for -idle-timeout, bounds the time to send request
 // headers (-read-header-timeout) and their size (-max-header-bytes): a
 // WebSocket handshake is small, and a server left running must not keep
-// every idle socket a client opened.
+// every idle socket a client opened. The event-loop backend has no
+// keep-alive (it closes a connection after a plain response), so
+// -idle-timeout does not apply to it and is refused there.
 package main
 
 import (
@@ -33,6 +42,7 @@ import (
 	"time"
 
 	"github.com/wsdriver/websocket"
+	"github.com/wsdriver/websocket/eventloop"
 	"github.com/wsdriver/websocket/internal/cli"
 )
 
@@ -48,6 +58,8 @@ func main() {
 type config struct {
 	addr              string
 	api               apiStyle
+	backend           backendKind
+	handlersOnLoop    bool
 	maxLength         int64
 	protocols         cli.List
 	headers           cli.Headers
@@ -78,6 +90,26 @@ func (a *apiStyle) Set(s string) error {
 	return fmt.Errorf("-api must be %q (Accept, ReadMessage, Write) or %q (NewServer, OnMessage, Start)", apiBlocking, apiEvent)
 }
 
+// backendKind is the -backend flag: which server runs the handler.
+type backendKind string
+
+const (
+	backendHTTP      backendKind = "http"
+	backendEventLoop backendKind = "eventloop"
+)
+
+func (b *backendKind) String() string { return string(*b) }
+
+// Set refuses anything but the two backends, saying what they are.
+func (b *backendKind) Set(s string) error {
+	switch backendKind(s) {
+	case backendHTTP, backendEventLoop:
+		*b = backendKind(s)
+		return nil
+	}
+	return fmt.Errorf("-backend must be %q (net/http) or %q (package eventloop)", backendHTTP, backendEventLoop)
+}
+
 const usageText = `Usage: wsecho [flags]
 
 The seed's echo server: every message a client sends on any path comes
@@ -93,6 +125,8 @@ Examples:
       blocking API, two subprotocols, an extra response header
   WSECHO_API=event wsecho -compress -max-length 1048576
       event API with permessage-deflate, messages up to 1 MiB
+  wsecho -backend eventloop -api event -handlers-on-loop
+      the event-loop backend, the event API's handlers on its loops
 `
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
@@ -111,7 +145,25 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.readHeaderTimeout <= 0 || cfg.idleTimeout <= 0 || cfg.maxHeaderBytes <= 0 {
 		return nil, errors.New("-read-header-timeout, -idle-timeout and -max-header-bytes must be positive")
 	}
+	if cfg.handlersOnLoop && cfg.backend != backendEventLoop {
+		return nil, errors.New("-handlers-on-loop applies only to -backend eventloop (net/http runs the event API's handlers on a goroutine per connection): add -backend eventloop or drop -handlers-on-loop")
+	}
+	if cfg.handlersOnLoop && cfg.api != apiEvent {
+		return nil, errors.New("-handlers-on-loop applies only to -api event (the blocking API's handler owns its goroutine): add -api event or drop -handlers-on-loop")
+	}
+	if cfg.backend == backendEventLoop && isSet(env, "idle-timeout") {
+		return nil, errors.New("-idle-timeout does not apply to -backend eventloop: it keeps no idle HTTP connection (a plain response closes it; a connection that sends no request is closed after -read-header-timeout); drop -idle-timeout")
+	}
 	return cfg, nil
+}
+
+// isSet reports whether flag name was given on the command line or
+// through its environment variable.
+func isSet(env *cli.Env, name string) bool {
+	set := false
+	env.FlagSet.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	_, inEnv := os.LookupEnv(env.VarName(name))
+	return set || inEnv
 }
 
 // newFlags registers every flag of wsecho, to be parsed into cfg, with
@@ -128,14 +180,17 @@ func newFlags(cfg *config, stderr io.Writer) *cli.Env {
 	env.String(&cfg.addr, "addr", "127.0.0.1:9001", "address to listen on")
 	cfg.api = apiBlocking
 	env.Var(&cfg.api, "api", "the library's API that serves: blocking (Accept, ReadMessage, Write) or event (NewServer, OnMessage, Start)")
+	cfg.backend = backendHTTP
+	env.Var(&cfg.backend, "backend", "the server under the handler: http (net/http) or eventloop (package eventloop)")
+	env.Bool(&cfg.handlersOnLoop, "handlers-on-loop", false, "with -backend eventloop and -api event: run the handlers on the event loop instead of a goroutine per busy connection")
 	env.Int64(&cfg.maxLength, "max-length", websocket.DefaultMaxLength, "largest message accepted, in bytes; a larger one closes with 1009 (-1: no limit)")
 	env.Var(&cfg.protocols, "protocols", "accepted subprotocols, comma-separated (the first one the client offers that is listed wins)")
 	env.Var(&cfg.headers, "header", "extra handshake response header 'Name: value' (repeatable)")
 	env.Bool(&cfg.checkOrigin, "check-origin", false, "refuse cross-origin browser requests (by default every origin is accepted)")
 	cfg.compress.Register(&env)
 	env.Duration(&cfg.readHeaderTimeout, "read-header-timeout", 10*time.Second, "longest time a client may take to send a request's headers")
-	env.Duration(&cfg.idleTimeout, "idle-timeout", time.Minute, "close a keep-alive HTTP connection idle this long between requests (not a WebSocket connection)")
-	env.Int(&cfg.maxHeaderBytes, "max-header-bytes", 16<<10, "largest request header block, in bytes (net/http allows 4 KiB more); a larger one gets 431")
+	env.Duration(&cfg.idleTimeout, "idle-timeout", time.Minute, "close a keep-alive HTTP connection idle this long between requests (not a WebSocket connection); -backend http only")
+	env.Int(&cfg.maxHeaderBytes, "max-header-bytes", 16<<10, "largest request header block, in bytes (net/http allows 4 KiB more, eventloop counts the request line too); a larger one gets 431")
 	return &env
 }
 
@@ -155,14 +210,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		InsecureSkipOriginCheck: !cfg.checkOrigin,
 		Compression:             cfg.compress.Options(),
 	}
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return err
-	}
 	e := &echo{opts: opts, log: log, conns: map[*websocket.Conn]struct{}{}}
 	var handler http.Handler = http.HandlerFunc(e.serveBlocking)
 	if cfg.api == apiEvent {
 		handler = http.HandlerFunc(e.serveEvent)
+	}
+	if cfg.backend == backendEventLoop {
+		return runEventLoop(ctx, cfg, handler, e)
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
 	}
 	srv := &http.Server{
 		Handler:           handler,
@@ -171,7 +229,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxHeaderBytes:    cfg.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	log.Info("echo server listening", "url", "ws://"+ln.Addr().String()+"/", "api", string(cfg.api))
+	log.Info("echo server listening", "url", "ws://"+ln.Addr().String()+"/", "api", string(cfg.api), "backend", string(cfg.backend))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -187,22 +245,69 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return nil
 }
 
+// runEventLoop serves handler on the event-loop backend until ctx ends.
+func runEventLoop(ctx context.Context, cfg *config, handler http.Handler, e *echo) error {
+	srv := &eventloop.Server{
+		Handler:           handler,
+		HandlersOnLoop:    cfg.handlersOnLoop,
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
+		MaxHeaderBytes:    cfg.maxHeaderBytes,
+		Logger:            e.log,
+	}
+	// The backend drops a connection whose unsent bytes would pass
+	// MaxWriteQueue (4 MiB by default), even when its peer reads: an
+	// echo must be able to queue the largest message it accepts.
+	srv.MaxWriteQueue = maxWriteQueue(cfg.maxLength)
+	if err := srv.Listen(cfg.addr); err != nil {
+		return err
+	}
+	e.log.Info("echo server listening", "url", "ws://"+srv.Addr().String()+"/", "api", string(cfg.api),
+		"backend", string(cfg.backend), "handlers_on_loop", cfg.handlersOnLoop)
+	<-ctx.Done()
+	e.log.Info("shutting down")
+	// Unlike http.Server, this backend's Shutdown waits for the blocking
+	// API's handlers, which last as long as their connections: say
+	// goodbye to those first.
+	e.closeAll()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdownCtx)
+	return nil
+}
+
+// maxWriteQueue is the event-loop backend's MaxWriteQueue for an echo of
+// messages up to maxLength bytes: two of them (one going out, the next
+// one queued behind it) and their framing, at least the backend's 4 MiB;
+// with no limit (-1), 1 GiB stands in.
+func maxWriteQueue(maxLength int64) int {
+	if maxLength < 0 || maxLength > 1<<29 {
+		return 1 << 30
+	}
+	return max(int(2*maxLength)+1<<16, 4<<20)
+}
+
 // echo serves the echo protocol and keeps track of its connections, which
 // http.Server.Shutdown does not see once they are hijacked.
 type echo struct {
-	opts  *websocket.ServerOptions
-	log   *slog.Logger
-	mu    sync.Mutex
-	conns map[*websocket.Conn]struct{}
-	wg    sync.WaitGroup
+	opts    *websocket.ServerOptions
+	log     *slog.Logger
+	mu      sync.Mutex
+	conns   map[*websocket.Conn]struct{}
+	closing bool // closeAll has begun: new connections are turned away
+	wg      sync.WaitGroup
 }
 
-// add counts c among the connections closeAll says goodbye to.
-func (e *echo) add(c *websocket.Conn) {
+// add counts c among the connections closeAll says goodbye to; once
+// closeAll has begun it reports false and c must be dropped.
+func (e *echo) add(c *websocket.Conn) bool {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
 	e.conns[c] = struct{}{}
 	e.wg.Add(1)
-	e.mu.Unlock()
+	return true
 }
 
 // remove undoes add once c has ended.
@@ -229,7 +334,10 @@ func (e *echo) serveEvent(w http.ResponseWriter, r *http.Request) {
 		e.log.Debug("connection ended", "remote", r.RemoteAddr, "code", code, "reason", reason)
 		e.remove(c)
 	})
-	e.add(c)
+	if !e.add(c) {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
 	if err := c.Start(); err != nil {
 		e.remove(c)
 		e.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
@@ -246,7 +354,10 @@ func (e *echo) serveBlocking(w http.ResponseWriter, r *http.Request) {
 		e.log.Info("handshake refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	e.add(c)
+	if !e.add(c) {
+		c.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
 	defer e.remove(c)
 	ctx := context.Background()
 	var buf []byte
@@ -266,6 +377,7 @@ func (e *echo) serveBlocking(w http.ResponseWriter, r *http.Request) {
 // closeAll says goodbye (1001) to every connection and waits for them.
 func (e *echo) closeAll() {
 	e.mu.Lock()
+	e.closing = true
 	for c := range e.conns {
 		go c.Close(websocket.StatusGoingAway, "server shutting down")
 	}
