@@ -205,8 +205,16 @@ type Conn struct {
 
 // outQueue holds the bytes the kernel has not taken yet.
 type outQueue struct {
-	buf []byte
-	off int
+	buf     []byte
+	off     int
+	flushed chan struct{} // made by WaitFlushed; closed when the queue is sent or dropped
+}
+
+// release ends the queue's life: whoever waits for it to be sent is told.
+func (q *outQueue) release() {
+	if q != nil && q.flushed != nil {
+		close(q.flushed)
+	}
 }
 
 // SetContext attaches a value to the connection (the backend's session).
@@ -326,7 +334,10 @@ func (c *Conn) enqueueLocked(first []byte, rest [][]byte) error {
 	for _, b := range rest {
 		size += len(b)
 	}
-	if len(q.buf)-q.off+size > c.loop.s.cfg.MaxWriteQueue {
+	// One write may be larger than the bound when nothing waits before
+	// it: a message the peer reads promptly is never refused for its
+	// size. What the bound stops is a backlog that keeps growing.
+	if queued := len(q.buf) - q.off; queued > 0 && queued+size > c.loop.s.cfg.MaxWriteQueue {
 		c.failLocked(reasonQueueFull, nil)
 		return ErrWriteQueueFull
 	}
@@ -343,6 +354,41 @@ func (c *Conn) enqueueLocked(first []byte, rest [][]byte) error {
 		c.loop.ctl(c, syscall.EPOLL_CTL_MOD, c.maskLocked())
 	}
 	return nil
+}
+
+// WaitFlushed waits until what is queued has been handed to the kernel
+// (or the connection has ended), at most until deadline (zero: none), when
+// it returns os.ErrDeadlineExceeded. It gives a writer that may block (the
+// blocking API, off the loop) the backpressure of a blocking socket. The
+// loop must not call it.
+func (c *Conn) WaitFlushed(deadline time.Time) error {
+	c.mu.Lock()
+	q := c.out
+	if q == nil {
+		c.mu.Unlock()
+		return nil
+	}
+	if q.flushed == nil {
+		q.flushed = make(chan struct{})
+	}
+	ch := q.flushed
+	c.mu.Unlock()
+	if deadline.IsZero() {
+		<-ch
+		return nil
+	}
+	d := time.Until(deadline)
+	if d <= 0 {
+		return os.ErrDeadlineExceeded
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-t.C:
+		return os.ErrDeadlineExceeded
+	}
 }
 
 // failLocked marks c closing for reason and has its loop close it.
@@ -725,6 +771,7 @@ func (l *loop) flush(c *Conn) {
 			return
 		}
 		c.out = nil // free the queue: an idle connection holds none
+		q.release()
 	}
 	if c.flags&flagOutArmed != 0 {
 		c.flags &^= flagOutArmed
@@ -818,6 +865,7 @@ func (l *loop) closeConn(c *Conn, err error) {
 	if c.reason != reasonNone {
 		err = c.closeError()
 	}
+	c.out.release()
 	c.out = nil
 	c.mu.Unlock()
 	syscall.Close(int(fd)) // also leaves the epoll set

@@ -24,10 +24,11 @@ import (
 // stops reading (PauseReading) until the reader has taken them, so a slow
 // reader pushes back on its peer through TCP instead of growing memory.
 //
-// Writes never block on the epoll engine: it writes at once or queues,
-// bounded by Config.MaxWriteQueue, past which the connection fails; write
-// deadlines have nothing to bound there. The portable fallback has no
-// queue: its writes block, bounded by the write deadline.
+// Writes go to the engine, which writes at once or queues (bounded by
+// Config.MaxWriteQueue, past which the connection fails). Until TakeOver a
+// Write then waits for its bytes to be sent, bounded by the write
+// deadline, as a socket's does; after it, Write never waits (see Write).
+// The portable fallback has no queue: its writes block.
 type NetConn struct {
 	c *Conn
 
@@ -56,6 +57,7 @@ type netReader struct {
 	ended  error  // the connection has gone: what Read reports once in is empty
 	closed bool   // Close was called
 	rdl    time.Time
+	wdl    time.Time // bounds Write's wait for its bytes to be sent
 	wake   chan struct{} // a blocked Read is told to look again; made by the first Read that waits
 }
 
@@ -228,12 +230,31 @@ func (n *NetConn) Read(p []byte) (int, error) {
 }
 
 // Write sends b (see the type's comment: it does not block).
+//
+// Until TakeOver (the handshake, and the blocking API for good) Write also
+// waits, as a socket's write does, until the bytes are handed to the
+// kernel or the write deadline passes (os.ErrDeadlineExceeded): a writer
+// that may block gets backpressure and its write timeout, instead of
+// growing the queue. After TakeOver it never waits: the event API's
+// handlers may run on the loop.
 func (n *NetConn) Write(b []byte) (int, error) {
 	if err := n.c.Write(b); err != nil {
 		if errors.Is(err, ErrClosed) {
 			return 0, net.ErrClosed
 		}
 		return 0, err
+	}
+	n.mu.Lock()
+	r := n.r
+	var wdl time.Time
+	if r != nil {
+		wdl = r.wdl
+	}
+	n.mu.Unlock()
+	if r != nil {
+		if err := n.c.WaitFlushed(wdl); err != nil {
+			return 0, err
+		}
 	}
 	return len(b), nil
 }
@@ -314,10 +335,16 @@ func (n *NetConn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline bounds writes where they can block: with the portable
-// fallback, whose writes wait for the kernel. The epoll engine's writes
-// never block, and there it does nothing.
-func (n *NetConn) SetWriteDeadline(t time.Time) error { return n.c.setWriteDeadline(t) }
+// SetWriteDeadline bounds Write's wait for its bytes to be sent (until
+// TakeOver), and, with the portable fallback, its blocking write.
+func (n *NetConn) SetWriteDeadline(t time.Time) error {
+	n.mu.Lock()
+	if r := n.r; r != nil {
+		r.wdl = t
+	}
+	n.mu.Unlock()
+	return n.c.setWriteDeadline(t)
+}
 
 var (
 	_ net.Conn  = (*NetConn)(nil)

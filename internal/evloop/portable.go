@@ -200,6 +200,10 @@ func (c *Conn) Writev(bufs [][]byte) error {
 	return nil
 }
 
+// WaitFlushed returns at once: the fallback's writes block until the
+// kernel has taken their bytes.
+func (c *Conn) WaitFlushed(time.Time) error { return nil }
+
 // Close closes the connection: our end of the stream is shut, and what
 // the peer still sends is dropped until it ends its side too, at most
 // Config.CloseTimeout (see the Linux engine's Close). OnClose follows with

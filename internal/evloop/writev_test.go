@@ -2,8 +2,11 @@ package evloop
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"os"
 	"testing"
+	"time"
 )
 
 // TestWritevSlowReader sends many buffers with Writev to a peer that reads
@@ -88,5 +91,76 @@ func TestWritevQueueFull(t *testing.T) {
 	}
 	if err := rec.next(t); err != ErrWriteQueueFull {
 		t.Fatalf("OnClose(%v), want ErrWriteQueueFull", err)
+	}
+}
+
+// TestWriteLargerThanQueue: one write larger than MaxWriteQueue, made when
+// nothing is queued, is accepted and reaches a peer that reads; a second
+// one while the first is still queued fails the connection.
+func TestWriteLargerThanQueue(t *testing.T) {
+	if !hasWriteQueue {
+		t.Skip("the portable fallback blocks instead of queueing")
+	}
+	big := pattern(16<<20, 7)
+	errs := make(chan error, 2)
+	rec := newClosed(1)
+	s := listen(t, Config{
+		MaxWriteQueue: 64 << 10,
+		OnOpen: func(c *Conn) {
+			errs <- c.Write(big)
+			errs <- c.Write(big[:128<<10])
+		},
+		OnClose: rec.onClose,
+	})
+	c := dial(t, s)
+	defer c.Close()
+	if err := <-errs; err != nil {
+		t.Fatalf("first write: %v", err)
+	}
+	if err := <-errs; err != ErrWriteQueueFull {
+		t.Fatalf("second write while the first is queued: %v, want ErrWriteQueueFull", err)
+	}
+	got := make([]byte, len(big))
+	n, _ := io.ReadFull(c, got)
+	// The connection was failed after the second write: what was queued
+	// is dropped, so the peer may get only part; what it got is the
+	// message's start, intact.
+	if !bytes.Equal(got[:n], big[:n]) {
+		t.Fatal("bytes differ")
+	}
+	if err := rec.next(t); err != ErrWriteQueueFull {
+		t.Fatalf("OnClose(%v)", err)
+	}
+}
+
+// TestWaitFlushed: WaitFlushed returns once a queued write reached the
+// kernel, and with os.ErrDeadlineExceeded while a peer does not read.
+func TestWaitFlushed(t *testing.T) {
+	if !hasWriteQueue {
+		t.Skip("the portable fallback blocks instead of queueing")
+	}
+	conns := make(chan *Conn, 1)
+	s := listen(t, Config{OnOpen: func(c *Conn) { conns <- c }})
+	peer := dial(t, s)
+	defer peer.Close()
+	c := <-conns
+	big := pattern(16<<20, 3)
+	if err := c.Write(big); err != nil {
+		t.Fatal(err)
+	}
+	if c.queued() == 0 {
+		t.Fatal("16 MiB did not fill the socket: the test proves nothing")
+	}
+	if err := c.WaitFlushed(time.Now().Add(50 * time.Millisecond)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("WaitFlushed with a peer that does not read: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.WaitFlushed(time.Time{}) }()
+	got := make([]byte, len(big))
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("WaitFlushed after the peer read all: %v", err)
 	}
 }
