@@ -57,7 +57,7 @@ type netReader struct {
 	ended  error  // the connection has gone: what Read reports once in is empty
 	closed bool   // Close was called
 	rdl    time.Time
-	wdl    time.Time // bounds Write's wait for its bytes to be sent
+	wdl    time.Time     // bounds Write's wait for its bytes to be sent
 	wake   chan struct{} // a blocked Read is told to look again; made by the first Read that waits
 }
 
