@@ -27,12 +27,25 @@
 // connection and no other. With Server.HandlersOnLoop the handlers run on
 // the event loop itself, which saves the hand-off (the fastest setting)
 // but then a handler must never block, since it holds every connection
-// of its loop. Sending never blocks on this backend: a frame the socket
-// does not take at once is queued, up to Server.MaxWriteQueue per
-// connection, past which the connection is dropped (1006) as too slow.
+// of its loop. With the event API sending never blocks on this backend: a
+// frame the socket does not take at once is queued, and a send that finds
+// more than Server.MaxWriteQueue already queued drops the connection
+// (1006) as too slow (one message larger than the bound is accepted when
+// nothing waits before it). OnClose runs where the other handlers do.
 //
 // With the blocking API the handler's goroutine reads and writes as under
-// net/http, for as long as the connection lives.
+// net/http, for as long as the connection lives; a write waits until the
+// kernel has taken its bytes, bounded by the library's WriteTimeout.
+//
+// # Sending
+//
+// A frame is written at once when the socket takes it. The writes that
+// handlers make while their loop is awake (HandlersOnLoop: a broadcast from
+// OnMessage, say) are gathered and, at the end of the loop's pass, sent
+// with one io_uring submission for many sockets where the kernel offers
+// io_uring (Linux 5.6 and later; EVLOOP_IOURING=0 in the environment turns
+// it off), and a write system call each elsewhere. Several messages given
+// to one WritePrepared call go out with one writev.
 //
 // # Limits
 //
