@@ -75,3 +75,41 @@ func TestWriterSendsBacklogWhole(t *testing.T) {
 		t.Fatal("a reader that kept up was counted as slow")
 	}
 }
+
+// TestDirectClientBatches: a direct client whose transport is a
+// BatchWriter gets the room's broadcasts through WriteTexts, one call per
+// drain of the room, each message once and in order.
+func TestDirectClientBatches(t *testing.T) {
+	h := newTestHub(t, Config{Queue: 64})
+	a := connect(t, h, ConnectOptions{Room: "r", Nick: "ann"})
+	f := newFake()
+	bob := &batchConn{fakeConn: f}
+	bc, err := h.Connect(bob, ConnectOptions{Room: "r", Nick: "bob", Direct: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.client <- bc
+	a.expect(" .... bob has joined.")
+	const n = 50
+	for i := range n {
+		a.say(fmt.Sprintf("m%d", i)) // no wait: posts pile up in the room's inbox
+	}
+	bobs := &tc{t: t, f: f, c: bc}
+	for m := bobs.next(); m != "ann: m0"; m = bobs.next() {
+	}
+	for i := 1; i < n; i++ {
+		bobs.expect(fmt.Sprintf("ann: m%d", i))
+	}
+	bob.mu.Lock()
+	batches := append([]int(nil), bob.batches...)
+	bob.mu.Unlock()
+	total := 0
+	for _, k := range batches {
+		total += k
+	}
+	// The welcome burst goes out with single writes (force); every
+	// broadcast went through WriteTexts.
+	if total < n {
+		t.Fatalf("batches %v carried %d messages, want at least the %d broadcasts", batches, total, n)
+	}
+}

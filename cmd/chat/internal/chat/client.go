@@ -72,6 +72,36 @@ func (c *Client) send(o *Outgoing) {
 	}
 }
 
+// batchable reports whether the room may gather the client's broadcasts
+// and hand them over together (sendBatch): a direct client whose
+// transport takes several messages in one write.
+func (c *Client) batchable() bool {
+	if !c.direct {
+		return false
+	}
+	_, ok := c.conn.(BatchWriter)
+	return ok
+}
+
+// sendBatch sends os to a direct client in one write, as send would one by
+// one.
+func (c *Client) sendBatch(os []*Outgoing) {
+	if len(os) == 0 || c.killed.Load() || c.ctx.Err() != nil {
+		return
+	}
+	ps := make([]*Payload, 0, len(os))
+	for _, o := range os {
+		if c.json && o.JSON == nil || !c.json && o.Plain == nil {
+			continue
+		}
+		ps = append(ps, c.payload(o))
+	}
+	if len(ps) == 0 {
+		return
+	}
+	c.directResult(c.conn.(BatchWriter).WriteTexts(context.Background(), ps), len(ps))
+}
+
 // force queues o even past the queue limit. It is for the bounded burst a
 // client gets on joining (welcome, history, presence), which must not count
 // as slowness.
@@ -95,11 +125,15 @@ func (c *Client) writeDirect(o *Outgoing) {
 	if c.killed.Load() || c.ctx.Err() != nil {
 		return
 	}
+	c.directResult(c.conn.WriteText(context.Background(), c.payload(o)), 1)
+}
+
+// directResult accounts for a direct write of n messages.
+func (c *Client) directResult(err error, n int) {
 	h := c.hub
-	err := c.conn.WriteText(context.Background(), c.payload(o))
 	switch {
 	case err == nil:
-		h.Metrics.MessagesOut.Add(1)
+		h.Metrics.MessagesOut.Add(uint64(n))
 	case errors.Is(err, ErrSlowConsumer):
 		if c.killed.CompareAndSwap(false, true) {
 			h.Metrics.SlowConsumers.Add(1)
