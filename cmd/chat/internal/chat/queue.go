@@ -42,6 +42,14 @@ func (q *sendQueue) push(o *Outgoing) bool {
 	return true
 }
 
+// pressed reports whether the queue is at least half full: its writer has
+// fallen behind.
+func (q *sendQueue) pressed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.limit > 0 && len(q.items)-q.exempt >= q.limit/2
+}
+
 func (q *sendQueue) signal() {
 	select {
 	case q.notify <- struct{}{}:

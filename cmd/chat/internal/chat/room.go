@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -44,6 +45,11 @@ type room struct {
 	// present is everyone in the room on every node, by connection ID:
 	// this node's members and what the engine reported of the others.
 	present map[string]string
+
+	// pressure says that a broadcast of the current drain found a
+	// member's queue half full: the room lets the writers run before it
+	// takes more (see drain). Owned by run.
+	pressure bool
 
 	// pending holds, for the direct clients (the event-loop backend),
 	// what one drain broadcast to each, sent as one batch when the drain
@@ -237,6 +243,7 @@ func (r *room) drain() {
 	if r.pending == nil {
 		r.pending = make(map[*Client][]*Outgoing)
 	}
+	defer r.yieldToWriters()
 	defer r.flushPending()
 	for _, d := range r.feed.take() {
 		switch d.Kind {
@@ -313,6 +320,22 @@ func (r *room) broadcast(o *Outgoing, skip *Client) {
 			continue
 		}
 		m.send(o)
+		if !r.pressure && !m.direct && m.q.pressed() {
+			r.pressure = true
+		}
+	}
+}
+
+// yieldToWriters lets the members' writer goroutines run when one of them
+// has fallen half a queue behind. On a busy core the room could otherwise
+// keep the processor long enough to fill the queue of a member whose peer
+// reads promptly, which would then be dropped as slow: yielding once per
+// drain gives every runnable writer its turn first, and a member whose
+// peer truly does not read still fills its queue and is dropped.
+func (r *room) yieldToWriters() {
+	if r.pressure {
+		r.pressure = false
+		runtime.Gosched()
 	}
 }
 
