@@ -572,6 +572,10 @@ type inflater struct {
 	s        *inflateState
 	msgIn    int64 // compressed bytes of the current message so far
 	tail     bool  // the trailer has been given
+	// full says the last next stopped at its limit: the input it already
+	// took may hold more output (a long match, buffered bits), so more
+	// may come out, or the corruption that follows, without new input.
+	full bool
 
 	// The session's state of the message being inflated; it lives here,
 	// with the inflater, so that a connection without compression does
@@ -605,7 +609,7 @@ func (f *inflater) begin() {
 	if f.s.wpos == inflateWindow {
 		f.s.wpos = 0
 	}
-	f.msgIn, f.tail = 0, false
+	f.msgIn, f.tail, f.full = 0, false, false
 }
 
 // write gives the inflater the next compressed bytes of the message. They
@@ -615,8 +619,9 @@ func (f *inflater) write(p []byte) {
 	f.msgIn += int64(len(p))
 }
 
-// pending reports whether input given to write is still unconsumed.
-func (f *inflater) pending() bool { return f.s != nil && len(f.s.in) > 0 }
+// pending reports whether input given to write is still unconsumed, or
+// the last call to next stopped at its limit with output possibly left.
+func (f *inflater) pending() bool { return f.s != nil && (len(f.s.in) > 0 || f.full) }
 
 // next inflates at most max bytes of what was written. With fin (the
 // message's input is complete) it finishes the message, which is done once
@@ -637,6 +642,9 @@ func (f *inflater) next(max int, fin bool) (out []byte, end bool, err error) {
 		}
 	}
 	out, err = s.inflate(max)
+	// Output that stopped at its limit (max, or the window's end) may
+	// have more behind it in what the inflater has already taken.
+	f.full = err == nil && max > 0 && s.step != infDone && (len(out) == max || s.wpos == inflateWindow)
 	if err != nil {
 		return out, false, err
 	}
