@@ -67,8 +67,10 @@ func TestWriterSendsBacklogWhole(t *testing.T) {
 	for _, k := range batches {
 		biggest = max(biggest, k)
 	}
-	if biggest < n {
-		t.Fatalf("batches %v: the backlog of %d messages was not sent in one call", batches, n)
+	// The writer may have taken m0 with "first" before it blocked: what
+	// queued behind it, at least n-1 messages, goes out in one call.
+	if biggest < n-1 {
+		t.Fatalf("batches %v: the backlog of at least %d messages was not sent in one call", batches, n-1)
 	}
 	waitFor(t, "messages counted", func() bool { return h.Metrics.MessagesOut.Load()-before >= n })
 	if h.Metrics.SlowConsumers.Load() != 0 {
