@@ -23,8 +23,14 @@ func init() {
 }
 
 func runOurs(ctx context.Context, addr string, mode Mode) error {
+	return serveHTTP(ctx, addr, blockingHandler("ours", mode))
+}
+
+// blockingHandler is ours's handler, the blocking API's echo (or
+// broadcast); the event-loop backend's ours-loop-blocking serves it too.
+func blockingHandler(name string, mode Mode) http.Handler {
 	h := newHub[*websocket.Conn]()
-	return serveHTTP(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, &websocket.ServerOptions{InsecureSkipOriginCheck: true})
 		if err != nil {
 			return
@@ -39,7 +45,7 @@ func runOurs(ctx context.Context, addr string, mode Mode) error {
 		for {
 			typ, msg, err := c.ReadMessage(ctx, buf)
 			if err != nil {
-				logErr("ours", err)
+				logErr(name, err)
 				return
 			}
 			buf = msg
@@ -51,7 +57,7 @@ func runOurs(ctx context.Context, addr string, mode Mode) error {
 				return
 			}
 		}
-	}))
+	})
 }
 
 func runOursEvent(ctx context.Context, addr string, mode Mode) error {

@@ -73,33 +73,5 @@ func runOursLoop(ctx context.Context, addr string, mode Mode, onLoop bool) error
 }
 
 func runOursLoopBlocking(ctx context.Context, addr string, mode Mode) error {
-	h := newHub[*websocket.Conn]()
-	return serveLoop(ctx, addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.ServerOptions{InsecureSkipOriginCheck: true})
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		if mode == Broadcast {
-			h.add(c)
-			defer h.remove(c)
-		}
-		ctx := context.Background()
-		var buf []byte
-		for {
-			typ, msg, err := c.ReadMessage(ctx, buf)
-			if err != nil {
-				logErr("ours-loop-blocking", err)
-				return
-			}
-			buf = msg
-			if mode == Broadcast {
-				broadcastOurs(h, typ, msg)
-				continue
-			}
-			if err := c.Write(ctx, typ, msg); err != nil {
-				return
-			}
-		}
-	}), false)
+	return serveLoop(ctx, addr, blockingHandler("ours-loop-blocking", mode), false)
 }
