@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,5 +178,56 @@ func TestListenErrors(t *testing.T) {
 	}
 	if err := (&eventloop.Server{Handler: http.NotFoundHandler()}).Listen("127.0.0.1:bad"); err == nil {
 		t.Fatal("bad address: no error")
+	}
+}
+
+// TestShutdownWhileRequestsArrive races Shutdown against requests that
+// complete their heads on connections already open: Shutdown must not
+// race with the start of a handler (the race detector flags it if it
+// does), every connection must end with a response or its close, and
+// Shutdown must return without an error.
+func TestShutdownWhileRequestsArrive(t *testing.T) {
+	const rounds, n = 10, 16
+	for range rounds {
+		s := &eventloop.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("ok"))
+		})}
+		start(t, s)
+		conns := make([]net.Conn, n)
+		for i := range conns {
+			c, err := net.Dial("tcp", s.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			conns[i] = c
+		}
+		sent := make(chan error, 1)
+		go func() {
+			for _, c := range conns {
+				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					sent <- err
+					return
+				}
+			}
+			sent <- nil
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		err := s.Shutdown(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		<-sent // a write may fail once the server has closed the connection
+		for i, c := range conns {
+			c.SetReadDeadline(time.Now().Add(waitTimeout))
+			b, err := io.ReadAll(c)
+			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("connection %d: %v (read %q)", i, err, b)
+			}
+			if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 200 ") {
+				t.Fatalf("connection %d got %q", i, b)
+			}
+		}
 	}
 }

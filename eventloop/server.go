@@ -121,7 +121,7 @@ type Server struct {
 	srv    *evloop.Server // set by start, under mu
 	done   chan struct{}  // closed by Close
 	closed bool           // Close was called, under mu
-	reqs   sync.WaitGroup // running http.Handler calls
+	reqs   inflight       // running http.Handler calls
 	work   sync.WaitGroup // goroutines running the event API's handlers
 }
 
@@ -291,11 +291,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if srv := s.engine(); srv != nil {
 		srv.CloseListener()
 	}
-	waited := make(chan struct{})
-	go func() { s.reqs.Wait(); close(waited) }()
 	var err error
 	select {
-	case <-waited:
+	case <-s.reqs.idle():
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -352,7 +350,7 @@ func (s *Server) onData(c *evloop.Conn, b []byte) {
 		ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
 		r := parser.Request(ctx, nc.RemoteAddr().String())
 		c.SetContext(nc)
-		s.reqs.Add(1)
+		s.reqs.add()
 		go s.serveRequest(nc, r)
 	}
 }
@@ -362,4 +360,45 @@ func (s *Server) onClose(c *evloop.Conn, err error) {
 		nc.Hangup(err)
 	}
 	c.SetContext(nil)
+}
+
+// inflight counts running handler calls for Shutdown. A sync.WaitGroup
+// does not do: its Wait must not overlap an Add from zero, and here a
+// request can start on a connection that is still open while Shutdown
+// waits.
+type inflight struct {
+	mu    sync.Mutex
+	n     int
+	empty chan struct{} // closed when n drops to 0; nil until idle asks
+}
+
+func (f *inflight) add() {
+	f.mu.Lock()
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *inflight) done() {
+	f.mu.Lock()
+	f.n--
+	if f.n == 0 && f.empty != nil {
+		close(f.empty)
+		f.empty = nil
+	}
+	f.mu.Unlock()
+}
+
+// idle returns a channel that is closed once no call is running.
+func (f *inflight) idle() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	if f.empty == nil {
+		f.empty = make(chan struct{})
+	}
+	return f.empty
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -33,11 +34,14 @@ func (s *sniffConn) awaitOut(ok func() bool) bool {
 	timeout := time.NewTimer(caseTimeout)
 	defer timeout.Stop()
 	for {
+		// The channel is taken before ok is asked: bytes fed in between
+		// then leave a token in it, instead of going unnoticed.
+		changed := s.out.changed()
 		if ok() {
 			return true
 		}
 		select {
-		case <-s.out.changed():
+		case <-changed:
 		case <-s.outDone:
 			return ok()
 		case <-timeout.C:
@@ -303,3 +307,33 @@ const (
 	opPing         = 0x9
 	opPong         = 0xa
 )
+
+// TestAwaitOutSeesEarlyBytes checks that awaitOut notices bytes fed
+// between its check and its wait: here they arrive during the first
+// check, as the 101 response can on a relayed connection. Missing them
+// once cost a case its whole timeout.
+func TestAwaitOutSeesEarlyBytes(t *testing.T) {
+	s := &sniffConn{outDone: make(chan struct{})}
+	s.out.reset(true)
+	calls := 0
+	ok := func() bool {
+		calls++
+		if calls == 1 {
+			s.out.feed([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"))
+			return false
+		}
+		v, _ := s.out.headerValues("Upgrade")
+		return len(v) == 1
+	}
+	got := make(chan bool, 1)
+	go func() { got <- s.awaitOut(ok) }()
+	select {
+	case v := <-got:
+		if !v {
+			t.Fatal("awaitOut reported false")
+		}
+	case <-time.After(10 * time.Second):
+		close(s.outDone) // lets awaitOut return
+		t.Fatal("awaitOut missed the bytes fed before it waited")
+	}
+}

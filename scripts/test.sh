@@ -9,8 +9,7 @@
 # Every step logs to its own file in one temporary directory made for the
 # run (printed at the start and the end, and exported to the suites as
 # TEST_LOGDIR); a failing step's log is printed. The directory is removed
-# after a clean run unless KEEP_LOGS=1, and kept after a failure or a
-# warning. The run leaves the checkout as it found it: its last step fails
+# after a clean run unless KEEP_LOGS=1, and kept after a failure. The run leaves the checkout as it found it: its last step fails
 # if `git status` changed, listing what did. Reports in docs/ are made by
 # their own commands (scripts/interop-report.sh for docs/INTEROP.md).
 #
@@ -25,7 +24,6 @@ echo "logs of this run: $TEST_LOGDIR"
 
 passed=0
 failures=()
-warnings=()
 n=0
 
 # show_log prints a failing step's log: all of it when short, else the
@@ -43,10 +41,8 @@ show_log() {
   tail -n 200 "$log"
 }
 
-# step runs a command with its output in its own log. Exit status 3 means
-# "passed with a warning": the step's output is printed and the run goes
-# on green. Steps that print their own verdicts (the fuzz step) always show
-# their output.
+# step runs a command with its output in its own log. Steps that print
+# their own verdicts (the fuzz step) always show their output.
 step() {
   local name=$1
   shift
@@ -63,12 +59,6 @@ step() {
     passed=$((passed + 1))
     [ -n "${SHOW_OUTPUT:-}" ] && cat "$log"
     echo "--- ok: $name ($((SECONDS - t0))s)"
-    ;;
-  3)
-    passed=$((passed + 1))
-    warnings+=("$name")
-    show_log "$log"
-    echo "--- ok, with warnings: $name ($((SECONDS - t0))s)"
     ;;
   *)
     failures+=("$name")
@@ -143,12 +133,11 @@ fi
 
 echo
 for f in "${failures[@]}"; do echo "failed: $f"; done
-for w in "${warnings[@]}"; do echo "warning: $w"; done
-if [ ${#failures[@]} -eq 0 ] && [ ${#warnings[@]} -eq 0 ] && [ "${KEEP_LOGS:-}" != 1 ]; then
+if [ ${#failures[@]} -eq 0 ] && [ "${KEEP_LOGS:-}" != 1 ]; then
   rm -rf "$TEST_LOGDIR"
   echo "logs removed (KEEP_LOGS=1 keeps them)"
 else
   echo "logs kept in $TEST_LOGDIR"
 fi
-echo "steps: $passed passed, ${#failures[@]} failed, ${#warnings[@]} with warnings"
+echo "steps: $passed passed, ${#failures[@]} failed"
 [ ${#failures[@]} -eq 0 ]
