@@ -105,14 +105,14 @@ func (c *Conn) loopData(b []byte) {
 // startWork and endWork count the connection's goroutines for the
 // server's Close (NetConn.Work).
 func (l *loopLink) startWork() {
-	if wg := l.nc.Work; wg != nil {
-		wg.Add(1)
+	if w := l.nc.Work; w != nil {
+		w.Add()
 	}
 }
 
 func (l *loopLink) endWork() {
-	if wg := l.nc.Work; wg != nil {
-		wg.Done()
+	if w := l.nc.Work; w != nil {
+		w.Done()
 	}
 }
 

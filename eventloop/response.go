@@ -18,7 +18,7 @@ import (
 // whole life). Unless the handler hijacked the connection (the WebSocket
 // upgrade does), its buffered response is sent and the connection closed.
 func (s *Server) serveRequest(nc *evloop.NetConn, r *http.Request) {
-	defer s.reqs.done()
+	defer s.reqs.Done()
 	w := &responseWriter{nc: nc, header: make(http.Header)}
 	defer func() {
 		if v := recover(); v != nil {

@@ -121,8 +121,8 @@ type Server struct {
 	srv    *evloop.Server // set by start, under mu
 	done   chan struct{}  // closed by Close
 	closed bool           // Close was called, under mu
-	reqs   inflight       // running http.Handler calls
-	work   sync.WaitGroup // goroutines running the event API's handlers
+	reqs   evloop.Counter // running http.Handler calls
+	work   evloop.Counter // goroutines running the event API's handlers
 }
 
 // Defaults of Server.
@@ -266,8 +266,6 @@ func (s *Server) Close() error {
 // (OnClose among them, after Close ended every connection), at most the
 // close timeout: a handler that blocks for ever must not hold Close too.
 func (s *Server) awaitWork() {
-	finished := make(chan struct{})
-	go func() { s.work.Wait(); close(finished) }()
 	d := s.CloseTimeout
 	if d <= 0 {
 		d = evloop.DefaultCloseTimeout
@@ -275,7 +273,7 @@ func (s *Server) awaitWork() {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-finished:
+	case <-s.work.Idle():
 	case <-t.C:
 		s.log().Warn("eventloop: Close did not wait longer for event handlers still running", "waited", d)
 	}
@@ -293,7 +291,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	var err error
 	select {
-	case <-s.reqs.idle():
+	case <-s.reqs.Idle():
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -350,7 +348,7 @@ func (s *Server) onData(c *evloop.Conn, b []byte) {
 		ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
 		r := parser.Request(ctx, nc.RemoteAddr().String())
 		c.SetContext(nc)
-		s.reqs.add()
+		s.reqs.Add()
 		go s.serveRequest(nc, r)
 	}
 }
@@ -360,45 +358,4 @@ func (s *Server) onClose(c *evloop.Conn, err error) {
 		nc.Hangup(err)
 	}
 	c.SetContext(nil)
-}
-
-// inflight counts running handler calls for Shutdown. A sync.WaitGroup
-// does not do: its Wait must not overlap an Add from zero, and here a
-// request can start on a connection that is still open while Shutdown
-// waits.
-type inflight struct {
-	mu    sync.Mutex
-	n     int
-	empty chan struct{} // closed when n drops to 0; nil until idle asks
-}
-
-func (f *inflight) add() {
-	f.mu.Lock()
-	f.n++
-	f.mu.Unlock()
-}
-
-func (f *inflight) done() {
-	f.mu.Lock()
-	f.n--
-	if f.n == 0 && f.empty != nil {
-		close(f.empty)
-		f.empty = nil
-	}
-	f.mu.Unlock()
-}
-
-// idle returns a channel that is closed once no call is running.
-func (f *inflight) idle() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.n == 0 {
-		c := make(chan struct{})
-		close(c)
-		return c
-	}
-	if f.empty == nil {
-		f.empty = make(chan struct{})
-	}
-	return f.empty
 }

@@ -39,7 +39,7 @@ type NetConn struct {
 	// Work, when set, counts the goroutines that the code above starts
 	// for this connection's handlers, so that the server can wait for
 	// them when it closes.
-	Work *sync.WaitGroup
+	Work *Counter
 
 	mu     sync.Mutex
 	direct bool       // TakeOver is done: Deliver calls sink
