@@ -26,12 +26,7 @@ func TestMain(m *testing.M) {
 	}
 	idleSweep.Store(int64(10 * time.Millisecond))
 	code := m.Run()
-	if code == 0 {
-		if err := leakcheck.Check(10 * time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
+	code = leakcheck.After(code)
 	if code == 0 {
 		deadline := time.Now().Add(10 * time.Second)
 		for polledConns() > 0 && time.Now().Before(deadline) {

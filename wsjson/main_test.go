@@ -1,22 +1,13 @@
 package wsjson_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/wsdriver/websocket/internal/leakcheck"
 )
 
 // TestMain fails the run if a goroutine of the module outlives the tests.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := leakcheck.Check(10 * time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(leakcheck.After(m.Run()))
 }

@@ -1,10 +1,8 @@
 package wsnet_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/wsdriver/websocket/internal/leakcheck"
 )
@@ -13,12 +11,5 @@ import (
 // every connection, and every goroutine a net.Conn starts for its I/O,
 // must end by itself.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := leakcheck.Check(10 * time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(leakcheck.After(m.Run()))
 }

@@ -28,11 +28,8 @@ func TestMain(m *testing.M) {
 	if fuzzing() {
 		goroutines = 1 << 30
 	}
+	code = leakcheck.After(code)
 	if code == 0 {
-		if err := leakcheck.Check(10 * time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
 		// Every descriptor a test opened (sockets, epoll sets, eventfds)
 		// must be closed again.
 		deadline := time.Now().Add(10 * time.Second)

@@ -140,11 +140,20 @@ func write(fd int, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	return writeCall(syscall.SYS_WRITE, fd, unsafe.Pointer(&b[0]), len(b))
+}
+
+// writeCall makes a write system call (write, or writev with p an iovec
+// array) on a non-blocking socket: retried after EINTR, and EAGAIN (the
+// socket takes nothing now) is 0 bytes, not an error. p stays an
+// unsafe.Pointer up to the call, so that memory on a moving stack (an
+// iovec array on writev's) is followed.
+func writeCall(trap uintptr, fd int, p unsafe.Pointer, n int) (int, error) {
 	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		r, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(p), uintptr(n))
 		switch errno {
 		case 0:
-			return int(n), nil
+			return int(r), nil
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:

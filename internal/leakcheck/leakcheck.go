@@ -10,6 +10,7 @@ package leakcheck
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -17,6 +18,24 @@ import (
 
 // module is the import path prefix of the code whose goroutines are checked.
 const module = "github.com/wsdriver/websocket"
+
+// grace is how long After waits for the module's goroutines to end.
+const grace = 10 * time.Second
+
+// After takes the exit code of m.Run and returns the one to exit with: a
+// failed run keeps its code; a passing one fails (1) if the module's
+// goroutines have not ended within ten seconds, whose stacks then go to
+// standard error. TestMain is typically os.Exit(leakcheck.After(m.Run())).
+func After(code int) int {
+	if code != 0 {
+		return code
+	}
+	if err := Check(grace); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
 
 // Check waits up to grace for the module's goroutines to end and returns an
 // error listing the stacks of those that did not.
