@@ -9,8 +9,9 @@
 # Every step logs to its own file in one temporary directory made for the
 # run (printed at the start and the end, and exported to the suites as
 # TEST_LOGDIR); a failing step's log is printed. The directory is removed
-# after a clean run unless KEEP_LOGS=1, and kept after a failure. The run leaves the checkout as it found it: its last step fails
-# if `git status` changed, listing what did. Reports in docs/ are made by
+# after a clean run unless KEEP_LOGS=1, and kept after a failure. The run
+# leaves the checkout as it found it: its last step fails if `git status`
+# changed, listing what did. Reports in docs/ are made by
 # their own commands (scripts/interop-report.sh for docs/INTEROP.md).
 #
 # FUZZTIME sets how long each fuzz target runs (default 10s; 0 skips).

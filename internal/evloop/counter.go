@@ -37,12 +37,18 @@ func (c *Counter) Idle() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == 0 {
-		ch := make(chan struct{})
-		close(ch)
-		return ch
+		return closedChan
 	}
 	if c.empty == nil {
 		c.empty = make(chan struct{})
 	}
 	return c.empty
 }
+
+// closedChan is Idle's answer at zero, made once: a closed channel
+// serves every receiver.
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()

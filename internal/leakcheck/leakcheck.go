@@ -19,8 +19,8 @@ import (
 // module is the import path prefix of the code whose goroutines are checked.
 const module = "github.com/wsdriver/websocket"
 
-// grace is how long After waits for the module's goroutines to end.
-const grace = 10 * time.Second
+// afterGrace is how long After waits for the module's goroutines to end.
+const afterGrace = 10 * time.Second
 
 // After takes the exit code of m.Run and returns the one to exit with: a
 // failed run keeps its code; a passing one fails (1) if the module's
@@ -30,7 +30,7 @@ func After(code int) int {
 	if code != 0 {
 		return code
 	}
-	if err := Check(grace); err != nil {
+	if err := Check(afterGrace); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
